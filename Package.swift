@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "trellis",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "trellis", targets: ["trellis"]),
+        .executable(name: "trellis-agent", targets: ["trellis-agent"]),
+        .executable(name: "trellisctl", targets: ["trellisctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries, through pkg-config for their include paths. The module maps name the
+        // libraries themselves so that the release build can point the linker at static archives.
+        .systemLibrary(name: "CNetlink", pkgConfig: "libnl-route-3.0",
+                       providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
+        .systemLibrary(name: "CLibbpf", pkgConfig: "libbpf",
+                       providers: [.apt(["libbpf-dev"])]),
+
+        .target(name: "TrellisNet"),
+        .target(name: "TrellisCNI", dependencies: ["TrellisNet"]),
+        .target(name: "TrellisIPAM", dependencies: ["TrellisNet"]),
+        .target(name: "TrellisNetlink", dependencies: ["CNetlink", "TrellisNet"]),
+        .target(name: "TrellisPlugin",
+                dependencies: ["TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisNet"]),
+
+        .executableTarget(name: "trellis", dependencies: ["TrellisPlugin"]),
+        .executableTarget(name: "trellis-agent", dependencies: [
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "CLibbpf",
+        ]),
+        .executableTarget(name: "trellisctl", dependencies: [
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "TrellisTests", dependencies: [
+            "TrellisNet", "TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisPlugin",
+        ]),
+    ]
+)

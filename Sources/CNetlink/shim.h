@@ -1,0 +1,19 @@
+// The libnl-3 / libnl-route-3 headers Trellis uses. Include paths come from pkg-config
+// (libnl-3.0, libnl-route-3.0); the libraries are named in the module map so that a release
+// build can link them statically (see hack/build-release.sh).
+#pragma once
+#include <netlink/netlink.h>
+#include <netlink/errno.h>
+#include <netlink/socket.h>
+#include <netlink/cache.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/veth.h>
+#include <netlink/route/link/bridge.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/route.h>
+#include <netlink/route/nexthop.h>
+#include <netlink/route/neighbour.h>
+#include <linux/if.h>
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+#include <linux/if_addr.h>

@@ -1,0 +1,2 @@
+import CLibbpf
+print(libbpf_major_version(), libbpf_minor_version())

@@ -1,0 +1,2 @@
+import TrellisNetlink
+print(netlinkProbe())
