@@ -17,3 +17,15 @@
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <linux/if_addr.h>
+
+// Namespace syscalls. Swift's Glibc module is built without _GNU_SOURCE, so setns, unshare and
+// gettid are not visible from Swift; these wrappers go through syscall(2) with the same effect.
+#include <errno.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/sched.h>
+
+static inline int trellis_setns(int fd, int nstype) { return (int)syscall(SYS_setns, fd, nstype); }
+static inline int trellis_unshare(int flags) { return (int)syscall(SYS_unshare, flags); }
+static inline int trellis_gettid(void) { return (int)syscall(SYS_gettid); }
+static const int TRELLIS_CLONE_NEWNET = CLONE_NEWNET;
