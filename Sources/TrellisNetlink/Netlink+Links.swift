@@ -97,6 +97,40 @@ extension Netlink {
         return created
     }
 
+    /// Ensures a veth pair `name` <-> `peerName` exists in this namespace, both ends up, and
+    /// returns the `name` end. Used for the node's gateway device: many kernels ship without
+    /// the dummy driver, veth is always there, and the pair gives the datapath a host-facing
+    /// attach point (Cilium's cilium_host/cilium_net, for the same reasons).
+    @discardableResult
+    public func ensureVethPair(name: String, peerName: String) throws(NetlinkError) -> LinkInfo {
+        if try link(named: name) == nil {
+            guard let link = rtnl_link_veth_alloc() else {
+                throw NetlinkError("allocate veth \(name)", kind: .other, reason: "out of memory")
+            }
+            defer { rtnl_link_put(link) }
+            rtnl_link_set_name(link, name)
+            let peer = rtnl_link_veth_get_peer(link)!
+            defer { rtnl_link_put(peer) }
+            rtnl_link_set_name(peer, peerName)
+            let rc = rtnl_link_add(sock, link, NLM_F_CREATE | NLM_F_EXCL)
+            // Another plugin process may have created it between our look-up and our add.
+            if rc < 0, NetlinkError("", nlCode: rc).kind != .exists {
+                throw NetlinkError("create veth pair \(name)/\(peerName)", nlCode: rc)
+            }
+        }
+        guard let device = try link(named: name), device.kind == "veth" else {
+            throw NetlinkError("use \(name) as the gateway device", kind: .exists,
+                               reason: "a link named \(name) exists and is not a veth")
+        }
+        guard let peer = try link(named: peerName) else {
+            throw NetlinkError("use \(name) as the gateway device", kind: .notFound,
+                               reason: "its peer \(peerName) is missing")
+        }
+        if !peer.isUp { try setLink(index: peer.index, up: true) }
+        if !device.isUp { try setLink(index: device.index, up: true) }
+        return device
+    }
+
     /// Changes the given attributes of a link; nil leaves an attribute as it is.
     public func setLink(index: Int32, up: Bool? = nil, mtu: Int? = nil, masterIndex: Int32? = nil,
                         mac: MACAddress? = nil) throws(NetlinkError) {

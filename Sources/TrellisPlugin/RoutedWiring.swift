@@ -4,7 +4,7 @@ import TrellisNetlink
 
 /// `ebpf` mode: no bridge. Each pod holds its address as a host route (/32, /128), the node
 /// routes to it through its host veth, and the pod's gateway is an address of the node's
-/// `hostDevice` dummy device, reached through a permanent neighbour entry that names the host
+/// `hostDevice` (one end of a veth pair, see `hostDevicePeer`), reached through a permanent neighbour entry that names the host
 /// veth's MAC: the host side answers for the gateway without ARP/ND or proxying. The tc
 /// programs of the datapath forward on top of these routes; without them the kernel does.
 struct RoutedWiring: Wiring {
@@ -22,12 +22,11 @@ struct RoutedWiring: Wiring {
     }
 
     func prepareNode(_ host: Netlink, conf: NetConf) throws(NetlinkError) {
-        let device = try host.ensureLink(name: conf.hostDevice, kind: "dummy")
+        let device = try host.ensureVethPair(name: conf.hostDevice, peerName: conf.hostDevicePeer)
         for range in conf.ranges {
             let gw = IPNetwork(address: range.gateway, prefixLength: range.gateway.bitWidth)!
             try host.addAddress(gw, index: device.index, existingIsFine: true)
         }
-        if !device.isUp { try host.setLink(index: device.index, up: true) }
         try enableForwarding(families: conf.families)
     }
 

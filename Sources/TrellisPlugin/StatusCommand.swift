@@ -21,7 +21,7 @@ func cmdStatus(conf: NetConf) throws(CNIError) {
         }
     }
 
-    let device = conf.mode == .bridge ? (conf.bridgeName, "bridge") : (conf.hostDevice, "dummy")
+    let device = conf.mode == .bridge ? (conf.bridgeName, "bridge") : (conf.hostDevice, "veth")
     do {
         if let link = try Netlink().link(named: device.0), link.kind != device.1 {
             throw CNIError.pluginNotAvailable("\(device.0) exists and is a \(link.kind ?? "plain device"), not a \(device.1)")

@@ -41,6 +41,12 @@ func enableForwarding(families: Set<IPAddress.Family>) throws(NetlinkError) {
 }
 
 extension NetConf {
+    /// The other end of the gateway veth pair: `trellis_host` -> `trellis_net`; a name without
+    /// the `_host` suffix gets `_net` appended (cut to the kernel's 15 bytes).
+    var hostDevicePeer: String {
+        if hostDevice.hasSuffix("_host") { return String(hostDevice.dropLast(5)) + "_net" }
+        return String(hostDevice.prefix(11)) + "_net"
+    }
     var families: Set<IPAddress.Family> { Set(ranges.map { $0.subnet.family }) }
     func gatewayNetwork(_ range: IPRange) -> IPNetwork {
         IPNetwork(address: range.gateway, prefixLength: range.subnet.prefixLength)!
