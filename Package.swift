@@ -21,13 +21,14 @@ let package = Package(
                        providers: [.apt(["libbpf-dev"])]),
 
         .target(name: "TrellisNet"),
-        .target(name: "TrellisCNI", dependencies: ["TrellisNet"]),
-        .target(name: "TrellisIPAM", dependencies: ["TrellisNet"]),
+        .target(name: "TrellisJSON"),
+        .target(name: "TrellisCNI", dependencies: ["TrellisNet", "TrellisJSON"]),
+        .target(name: "TrellisIPAM", dependencies: ["TrellisNet", "TrellisJSON"]),
         .target(name: "TrellisNetlink", dependencies: ["CNetlink", "TrellisNet"]),
         .target(name: "TrellisPlugin",
                 dependencies: ["TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisNet"]),
 
-        .executableTarget(name: "trellis", dependencies: ["TrellisPlugin"]),
+        .executableTarget(name: "trellis", dependencies: ["TrellisPlugin", "TrellisNetlink"]),
         .executableTarget(name: "trellis-agent", dependencies: [
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             "CLibbpf",
@@ -37,7 +38,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "TrellisTests", dependencies: [
-            "TrellisNet", "TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisPlugin",
+            "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisPlugin",
         ]),
     ]
 )

@@ -29,3 +29,7 @@ static inline int trellis_setns(int fd, int nstype) { return (int)syscall(SYS_se
 static inline int trellis_unshare(int flags) { return (int)syscall(SYS_unshare, flags); }
 static inline int trellis_gettid(void) { return (int)syscall(SYS_gettid); }
 static const int TRELLIS_CLONE_NEWNET = CLONE_NEWNET;
+
+// One malloc arena for the whole process (see NetworkNamespace.useSingleMallocArena).
+#include <malloc.h>
+static inline void trellis_single_malloc_arena(void) { mallopt(M_ARENA_MAX, 1); }

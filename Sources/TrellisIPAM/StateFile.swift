@@ -3,15 +3,13 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import TrellisJSON
 import TrellisNet
 
-/// The content of `allocations.json`.
-struct IPAMState: Codable {
+/// The content of `allocations.json`:
+/// `{"version":1,"allocations":[{"key":{"containerID":..,"ifname":..},"addresses":["10.0.0.2/24"],
+/// "gateways":["10.0.0.1"]}],"cursors":{"10.0.0.0/24":"10.0.0.2"}}`
+struct IPAMState {
     static let currentVersion = 1
 
     var version: Int = IPAMState.currentVersion
@@ -21,7 +19,6 @@ struct IPAMState: Codable {
     var cursors: [String: IPAddress] = [:]
 }
 
-private struct VersionProbe: Decodable { var version: Int }
 
 /// The files of one state directory, and the system calls on them. Every operation reports
 /// failures as `IPAMError.io` naming the path, the operation and the errno.
@@ -84,26 +81,24 @@ struct StateFiles {
             if n == 0 { break }
             bytes.append(contentsOf: chunk[0..<n])
         }
-        return try Self.decode(Data(bytes), path: path)
+        return try Self.decode(bytes, path: path)
     }
 
-    static func decode(_ data: Data, path: String) throws(IPAMError) -> IPAMState {
+    static func decode(_ data: [UInt8], path: String) throws(IPAMError) -> IPAMState {
         guard !data.isEmpty else { throw .stateCorrupt(path: path, reason: "the file is empty") }
-        let decoder = JSONDecoder()
-        let version: Int
-        do {
-            version = try decoder.decode(VersionProbe.self, from: data).version
-        } catch {
-            throw .stateCorrupt(path: path, reason: "no format version: \(describe(error))")
+        let tree: JSONValue
+        do { tree = try JSONValue.parse(data) } catch {
+            throw .stateCorrupt(path: path, reason: "\(error)")
+        }
+        guard case .number(let v)? = tree["version"], let version = Int(exactly: v) else {
+            throw .stateCorrupt(path: path, reason: "no format version: the key \"version\" is missing or not an integer")
         }
         guard version == IPAMState.currentVersion else {
             throw .stateCorrupt(path: path, reason: "format version \(version) is not supported (this plugin writes version \(IPAMState.currentVersion))")
         }
         let state: IPAMState
-        do {
-            state = try decoder.decode(IPAMState.self, from: data)
-        } catch {
-            throw .stateCorrupt(path: path, reason: describe(error))
+        do { state = try IPAMState(tree) } catch {
+            throw .stateCorrupt(path: path, reason: error.reason)
         }
         var seen = Set<AttachmentKey>()
         for a in state.allocations {
@@ -123,14 +118,7 @@ struct StateFiles {
         var state = state
         state.version = IPAMState.currentVersion
         state.allocations.sort { $0.key < $1.key }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data: Data
-        do {
-            data = try encoder.encode(state)
-        } catch {
-            throw .io(path: statePath, errno: EINVAL, operation: "encode state (\(describe(error)))")
-        }
+        let data = state.json.bytes + [0x0A]
 
         let tmp = tempPath
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
@@ -166,18 +154,63 @@ struct StateFiles {
     }
 }
 
-/// A one-line account of a decoding error, with the coding path.
-private func describe(_ error: any Error) -> String {
-    guard let e = error as? DecodingError else { return "\(error)" }
-    func at(_ c: DecodingError.Context) -> String {
-        let path = c.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-        return path.isEmpty ? c.debugDescription : "at \(path): \(c.debugDescription)"
+// MARK: - JSON form
+
+struct StateFormatError: Error { let reason: String }
+
+extension IPAMState {
+    var json: JSONValue {
+        .object([
+            ("version", .int(version)),
+            ("allocations", .array(allocations.map { a in
+                .object([
+                    ("key", .object([("containerID", .string(a.key.containerID)), ("ifname", .string(a.key.ifname))])),
+                    ("addresses", .strings(a.addresses.map(\.description))),
+                    ("gateways", .array(a.gateways.map { $0.map { .string($0.description) } ?? .null })),
+                ])
+            })),
+            ("cursors", .object(cursors.keys.sorted().map { ($0, .string(cursors[$0]!.description)) })),
+        ])
     }
-    switch e {
-    case .dataCorrupted(let c): return at(c)
-    case .keyNotFound(let k, let c): return "missing key \"\(k.stringValue)\" " + at(c)
-    case .typeMismatch(_, let c): return at(c)
-    case .valueNotFound(_, let c): return at(c)
-    @unknown default: return "\(e)"
+
+    init(_ tree: JSONValue) throws(StateFormatError) {
+        func fail(_ at: String, _ what: String) -> StateFormatError { StateFormatError(reason: "at \(at): \(what)") }
+        func string(_ v: JSONValue?, _ at: String) throws(StateFormatError) -> String {
+            guard case .string(let s)? = v else { throw fail(at, "expected a string") }
+            return s
+        }
+        guard case .array(let items)? = tree["allocations"] else { throw fail("allocations", "expected an array") }
+        var allocations: [Allocation] = []
+        for (i, item) in items.enumerated() {
+            let at = "allocations[\(i)]"
+            let key = AttachmentKey(containerID: try string(item["key"]?["containerID"], at + ".key.containerID"),
+                                    ifname: try string(item["key"]?["ifname"], at + ".key.ifname"))
+            guard case .array(let addrs)? = item["addresses"] else { throw fail(at + ".addresses", "expected an array") }
+            guard case .array(let gws)? = item["gateways"] else { throw fail(at + ".gateways", "expected an array") }
+            var addresses: [IPNetwork] = []
+            for (j, a) in addrs.enumerated() {
+                let text = try string(a, "\(at).addresses[\(j)]")
+                guard let n = IPNetwork(text) else { throw fail("\(at).addresses[\(j)]", "\"\(text)\" is not an address with a prefix length") }
+                addresses.append(n)
+            }
+            var gateways: [IPAddress?] = []
+            for (j, g) in gws.enumerated() {
+                if case .null = g { gateways.append(nil); continue }
+                let text = try string(g, "\(at).gateways[\(j)]")
+                guard let ip = IPAddress(text) else { throw fail("\(at).gateways[\(j)]", "\"\(text)\" is not an address") }
+                gateways.append(ip)
+            }
+            allocations.append(Allocation(key: key, addresses: addresses, gateways: gateways))
+        }
+        var cursors: [String: IPAddress] = [:]
+        if let c = tree["cursors"] {
+            guard case .object(let members) = c else { throw fail("cursors", "expected an object") }
+            for m in members {
+                let text = try string(m.value, "cursors.\(m.key)")
+                guard let ip = IPAddress(text) else { throw fail("cursors.\(m.key)", "\"\(text)\" is not an address") }
+                cursors[m.key] = ip
+            }
+        }
+        self.init(version: IPAMState.currentVersion, allocations: allocations, cursors: cursors)
     }
 }

@@ -1,30 +1,26 @@
-import Foundation
 import TrellisCNI
 
 /// The `trellis` CNI plugin: one invocation, one command, one answer on stdout.
 public enum Plugin {
     /// What the process prints on stdout and exits with.
     public struct Outcome {
-        public var stdout: Data
+        public var stdout: [UInt8]
         public var exitCode: Int32
     }
 
     /// Runs one CNI invocation. `log` receives diagnostics meant for stderr (the runtime keeps
     /// them); stdout carries only the result or the error object, as the spec requires.
-    public static func run(environment: [String: String], stdin: Data,
+    public static func run(environment: [String: String], stdin: [UInt8],
                            log: @escaping (String) -> Void = { _ in }) -> Outcome {
         // Before the config is read we do not know its version; errors then say the newest.
         var version = CNIVersionInfo.latest
         do {
             let env = try CNIEnvironment(environment)
             if env.command == .version {
-                let requested = (try? JSONSerialization.jsonObject(with: stdin) as? [String: Any])?["cniVersion"] as? String
-                return Outcome(stdout: CNIVersionInfo().json(requested: requested ?? CNIVersionInfo.latest), exitCode: 0)
+                let requested = declaredVersion(stdin) ?? CNIVersionInfo.latest
+                return Outcome(stdout: CNIVersionInfo().json(requested: requested), exitCode: 0)
             }
-            if let v = (try? JSONSerialization.jsonObject(with: stdin) as? [String: Any])?["cniVersion"] as? String,
-               CNIVersionInfo.isSupported(v) {
-                version = v
-            }
+            if let v = declaredVersion(stdin), CNIVersionInfo.isSupported(v) { version = v }
             let conf = try NetConf.parse(stdin)
             version = conf.cniVersion
             guard env.command.isAvailable(in: conf.cniVersion) else {
@@ -46,7 +42,7 @@ public enum Plugin {
             case .version:
                 break
             }
-            return Outcome(stdout: Data(), exitCode: 0)
+            return Outcome(stdout: [], exitCode: 0)
         } catch let error as CNIError {
             log("trellis: \(error.msg)")
             return Outcome(stdout: error.json(cniVersion: version), exitCode: 1)
@@ -54,5 +50,11 @@ public enum Plugin {
             let e = CNIError(code: TrellisErrorCode.datapath, msg: "\(error)")
             return Outcome(stdout: e.json(cniVersion: version), exitCode: 1)
         }
+    }
+
+    /// The config's cniVersion when it can be read, so even a config error answers in it.
+    private static func declaredVersion(_ stdin: [UInt8]) -> String? {
+        guard case .string(let v)? = (try? JSONValue.parse(stdin))?["cniVersion"] else { return nil }
+        return v
     }
 }
