@@ -34,6 +34,7 @@ let package = Package(
             "CLibbpf",
         ]),
         .executableTarget(name: "trellisctl", dependencies: [
+            "TrellisCNI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

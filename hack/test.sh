@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command: dependencies, build, every test suite. Root-only suites (network
+# namespaces, veths, bridges) run when this runs as root and are reported as skipped otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+hack/install-deps.sh
+swift build --build-tests
+# The release build is what gets installed on nodes: prove it links statically.
+hack/build-release.sh --product trellis
+swift test --skip-build "$@"
