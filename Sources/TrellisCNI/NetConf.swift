@@ -6,7 +6,7 @@ public struct NetConf: Sendable, Equatable {
     public enum Mode: String, Sendable, CaseIterable {
         /// Host veths enslaved to a per-node bridge that holds the gateway addresses.
         case bridge
-        /// No bridge: per-pod host routes, gateway addresses on the `hostDevice` dummy.
+        /// No bridge: per-pod host routes, gateway addresses on the `hostDevice` veth.
         case ebpf
     }
 

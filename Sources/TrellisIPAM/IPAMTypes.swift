@@ -110,7 +110,7 @@ public enum IPAMError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .exhausted(let subnet, let start, let end, let inUse, let excluded):
             let more = excluded == "0" ? "" : "; \(excluded) more reserved or excluded"
-            return "no free address in \(subnet) (range \(start)-\(end): \(inUse) of \(inUse) in use\(more))"
+            return "no free address in \(subnet) (range \(start)-\(end): all \(inUse) assignable addresses in use\(more))"
         case .stateCorrupt(let path, let reason):
             return "IPAM state file \(path) is corrupt: \(reason); it was left untouched, repair or remove it"
         case .io(let path, let code, let operation):

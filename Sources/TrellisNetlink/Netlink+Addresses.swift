@@ -27,7 +27,7 @@ extension Netlink {
         if flags != 0 { rtnl_addr_set_flags(a, flags) }
         let rc = rtnl_addr_add(sock, a, existingIsFine ? 0 : NLM_F_EXCL)
         if rc < 0 {
-            let e = NetlinkError("add address \(address) to link #\(index)", nlCode: rc)
+            let e = NetlinkError("add address \(address) to \(describeLink(index))", nlCode: rc)
             if existingIsFine, e.kind == .exists { return }
             throw e
         }

@@ -67,7 +67,7 @@ extension Netlink {
                     rtnl_link_add(sock, link, NLM_F_CREATE | NLM_F_EXCL))
     }
 
-    /// Ensures a link of `kind` (bridge, dummy) named `name` exists and returns it. An existing
+    /// Ensures a link of `kind` (e.g. bridge) named `name` exists and returns it. An existing
     /// link of another kind is an error: we never take over someone else's device.
     @discardableResult
     public func ensureLink(name: String, kind: String, mtu: Int? = nil) throws(NetlinkError) -> LinkInfo {
@@ -147,7 +147,8 @@ extension Netlink {
         if let masterIndex { rtnl_link_set_master(change, masterIndex) }
         let macAddr = mac.map { NLAddr($0) }
         if let macAddr { rtnl_link_set_addr(change, macAddr.raw) }
-        try nlCheck("change link #\(index)", rtnl_link_change(sock, orig, change, 0))
+        let rc = rtnl_link_change(sock, orig, change, 0)
+        if rc < 0 { throw NetlinkError("change link \(describeLink(index))", nlCode: rc) }
     }
 
     /// Deletes a link by name. Returns false when there was no such link (not an error: DEL

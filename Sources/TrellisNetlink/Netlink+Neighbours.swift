@@ -21,7 +21,7 @@ extension Netlink {
         try nlCheck("set neighbour \(ip)", rtnl_neigh_set_dst(n, dst.raw))
         rtnl_neigh_set_lladdr(n, ll.raw)
         rtnl_neigh_set_state(n, Int32(NUD_PERMANENT))
-        try nlCheck("add neighbour \(ip) lladdr \(mac) dev #\(index)",
+        try nlCheck("add neighbour \(ip) lladdr \(mac) dev \(describeLink(index))",
                     rtnl_neigh_add(sock, n, NLM_F_CREATE | NLM_F_REPLACE))
     }
 }

@@ -41,7 +41,7 @@ extension Netlink {
         rtnl_route_add_nexthop(r, nh)
         let rc = rtnl_route_add(sock, r, NLM_F_CREATE | (existingIsFine ? 0 : NLM_F_EXCL))
         if rc < 0 {
-            let e = NetlinkError("add route \(route.destination)\(route.gateway.map { " via \($0)" } ?? "") dev #\(route.outputIndex)", nlCode: rc)
+            let e = NetlinkError("add route \(route.destination)\(route.gateway.map { " via \($0)" } ?? "") dev \(describeLink(route.outputIndex))", nlCode: rc)
             if existingIsFine, e.kind == .exists { return }
             throw e
         }

@@ -40,6 +40,11 @@ public final class Netlink: @unchecked Sendable {
     }
 
     deinit { nl_socket_free(sock) }
+
+    /// `name` of a link for error messages (looked up only on failure paths), `#index` if gone.
+    func describeLink(_ index: Int32) -> String {
+        ((try? link(index: index)) ?? nil)?.name ?? "#\(index)"
+    }
 }
 
 // MARK: nl_addr <-> TrellisNet

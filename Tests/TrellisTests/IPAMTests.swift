@@ -185,7 +185,7 @@ private let v4Range29 = IPAMRange(subnet: net("10.244.1.0/29"), rangeStart: ip("
             let store = try IPAMStore(directory: dir)
             for i in 0..<5 { _ = try store.take("c\(i)", [v4Range29]) }
             let e = expectExhausted { _ = try store.allocate(key("x"), ranges: [v4Range29], reserved: []) }
-            #expect(e?.description == "no free address in 10.244.1.0/29 (range 10.244.1.2-10.244.1.6: 5 of 5 in use)")
+            #expect(e?.description == "no free address in 10.244.1.0/29 (range 10.244.1.2-10.244.1.6: all 5 assignable addresses in use)")
             #expect(try store.all().count == 5)
         }
     }
@@ -199,7 +199,7 @@ private let v4Range29 = IPAMRange(subnet: net("10.244.1.0/29"), rangeStart: ip("
             #expect(try store.take("b", [r], reserved: reserved) == ["10.244.1.3"])
             #expect(try store.take("c", [r], reserved: reserved) == ["10.244.1.6"])
             let e = expectExhausted { _ = try store.allocate(key("x"), ranges: [r], reserved: reserved) }
-            #expect(e?.description == "no free address in 10.244.1.0/29 (range 10.244.1.1-10.244.1.6: 3 of 3 in use; 3 more reserved or excluded)")
+            #expect(e?.description == "no free address in 10.244.1.0/29 (range 10.244.1.1-10.244.1.6: all 3 assignable addresses in use; 3 more reserved or excluded)")
         }
     }
 
@@ -420,7 +420,7 @@ private final class ResultBox: @unchecked Sendable {
             let r = IPAMRange(subnet: net("fd00::/63"))
             let e = expectExhausted { _ = try store.allocate(key("a"), ranges: [r], reserved: [net("fd00::/63")]) }
             // 2^65 - 1 addresses from fd00::1 to the end of the /63, all reserved.
-            #expect(e?.description == "no free address in fd00::/63 (range fd00::1-fd00::1:ffff:ffff:ffff:ffff: 0 of 0 in use; 36893488147419103231 more reserved or excluded)")
+            #expect(e?.description == "no free address in fd00::/63 (range fd00::1-fd00::1:ffff:ffff:ffff:ffff: all 0 assignable addresses in use; 36893488147419103231 more reserved or excluded)")
         }
     }
 
