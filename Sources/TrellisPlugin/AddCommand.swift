@@ -6,17 +6,15 @@ import TrellisNetlink
 /// ADD: allocate addresses, create the veth pair with its peer born inside the pod, configure
 /// both ends for the mode, and report the result. Any failure undoes every step already done.
 func cmdAdd(env: CNIEnvironment, conf: NetConf, log: @escaping (String) -> Void) throws(CNIError) -> CNIResult {
-    guard let netnsPath = env.netns else { throw .invalidEnvironment("CNI_NETNS is required for ADD") }
-    let podNS: NetworkNamespace
-    do { podNS = try NetworkNamespace(path: netnsPath) }
-    catch { throw .invalidEnvironment("CNI_NETNS \"\(netnsPath)\": cannot open the network namespace: \(error.reason)") }
+    let podNS = try env.openPodNamespace()
+    let netnsPath = podNS.path
 
     let undo = Rollback()
     defer { undo.runIfNeeded(log: log) }
     let wiring = wiring(for: conf.mode)
     let hostVethName = HostVethName.of(containerID: env.containerID, ifName: env.ifName)
 
-    do {
+    return try reportingDatapathErrors {
         let host = try Netlink()
         let pod = try Netlink(namespace: podNS)
         if try pod.link(named: env.ifName) != nil {
@@ -31,7 +29,7 @@ func cmdAdd(env: CNIEnvironment, conf: NetConf, log: @escaping (String) -> Void)
             let (a, isNew) = try store.allocate(env.attachmentKey, ranges: conf.ipamRanges, reserved: conf.reserved)
             allocation = a
             if isNew { undo.onFailure("release addresses") { _ = try store.release(env.attachmentKey) } }
-        } catch { throw CNIError.ipam(error) }
+        } catch let e as IPAMError { throw CNIError.ipam(e) }
 
         try wiring.prepareNode(host, conf: conf)
 
@@ -75,12 +73,6 @@ func cmdAdd(env: CNIEnvironment, conf: NetConf, log: @escaping (String) -> Void)
         if let prev = conf.prevResult { result = prev.merging(result) }
         undo.commit()
         return result
-    } catch let e as CNIError {
-        throw e
-    } catch let e as NetlinkError {
-        throw .datapath(e)
-    } catch {
-        throw CNIError(code: TrellisErrorCode.datapath, msg: "\(error)")
     }
 }
 

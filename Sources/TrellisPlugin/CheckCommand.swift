@@ -10,10 +10,8 @@ func cmdCheck(env: CNIEnvironment, conf: NetConf) throws(CNIError) {
     guard let prev = conf.prevResult else {
         throw .invalidConfig("prevResult: CHECK needs the result of the ADD it verifies")
     }
-    guard let netnsPath = env.netns else { throw .invalidEnvironment("CNI_NETNS is required for CHECK") }
-    let podNS: NetworkNamespace
-    do { podNS = try NetworkNamespace(path: netnsPath) }
-    catch { throw .invalidEnvironment("CNI_NETNS \"\(netnsPath)\": cannot open the network namespace: \(error.reason)") }
+    let podNS = try env.openPodNamespace()
+    let netnsPath = podNS.path
 
     guard let podIndex = prev.interfaces.firstIndex(where: { $0.name == env.ifName && $0.sandbox != nil }) else {
         throw .mismatch("prevResult lists no interface \(env.ifName) inside a sandbox")
@@ -23,7 +21,7 @@ func cmdCheck(env: CNIEnvironment, conf: NetConf) throws(CNIError) {
     let hostVethName = HostVethName.of(containerID: env.containerID, ifName: env.ifName)
     let wiring = wiring(for: conf.mode)
 
-    do {
+    try reportingDatapathErrors {
         let pod = try Netlink(namespace: podNS)
         guard let link = try pod.link(named: env.ifName) else {
             throw CNIError.mismatch("interface \(env.ifName) does not exist in \(netnsPath)")
@@ -60,7 +58,7 @@ func cmdCheck(env: CNIEnvironment, conf: NetConf) throws(CNIError) {
 
         let store = try conf.openIPAM()
         let allocation: Allocation?
-        do { allocation = try store.allocation(for: env.attachmentKey) } catch { throw CNIError.ipam(error) }
+        do { allocation = try store.allocation(for: env.attachmentKey) } catch let e as IPAMError { throw CNIError.ipam(e) }
         guard let allocation else {
             throw CNIError.mismatch("no addresses are allocated to \(env.containerID)/\(env.ifName)")
         }
@@ -68,11 +66,5 @@ func cmdCheck(env: CNIEnvironment, conf: NetConf) throws(CNIError) {
         for ip in ours where !held.contains(ip.address.address) {
             throw CNIError.mismatch("address \(ip.address.address) is not allocated to \(env.containerID)/\(env.ifName)")
         }
-    } catch let e as CNIError {
-        throw e
-    } catch let e as NetlinkError {
-        throw .datapath(e)
-    } catch {
-        throw CNIError(code: TrellisErrorCode.datapath, msg: "\(error)")
     }
 }
