@@ -66,6 +66,7 @@ for mode in bridge ebpf; do
     src=$tag-$mode-$i
     printf '  pod%-5s' "$i"
     for j in 1 2 3 gw; do
+      if [ "$j" = "$i" ]; then printf '%-10s' self; continue; fi
       if [ "$j" = gw ]; then dsts="$gw4 $gw6"; else dsts=${address[$tag-$mode-$j]}; fi
       cell=""
       for d in $dsts; do
