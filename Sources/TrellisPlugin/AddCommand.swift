@@ -1,4 +1,5 @@
 import TrellisCNI
+import TrellisJSON
 import TrellisIPAM
 import TrellisNet
 import TrellisNetlink
@@ -63,6 +64,19 @@ func cmdAdd(env: CNIEnvironment, conf: NetConf, log: @escaping (String) -> Void)
         try wiring.connectPodSide(pod, podLink: podLink, hostVeth: hostVeth, gateways: gateways)
         try wiring.connectHostSide(host, hostVeth: hostVeth, pod: podLink,
                                    addresses: allocation.addresses, conf: conf)
+
+        // With an agent, the pod starts only once its datapath is programmed (fail closed).
+        if let socket = conf.agentSocket {
+            let request = AgentClient.addRequest(env: env, netns: netnsPath, hostVeth: hostVeth,
+                                                 podLink: podLink, addresses: allocation.addresses)
+            do {
+                try AgentClient(socketPath: socket).call(request)
+            } catch let AgentClient.Failure.unreachable(why) {
+                throw CNIError.tryAgainLater(why)
+            } catch {
+                throw CNIError(code: TrellisErrorCode.datapath, msg: "\(error)")
+            }
+        }
 
         var result = CNIResult(
             interfaces: [

@@ -1,4 +1,5 @@
 import TrellisCNI
+import TrellisJSON
 import TrellisIPAM
 import TrellisNetlink
 
@@ -19,6 +20,16 @@ func cmdDel(env: CNIEnvironment, conf: NetConf, log: (String) -> Void) throws(CN
         }
     } catch {
         throw .datapath(error)
+    }
+    // Best effort: the agent also drops endpoints whose host veth is gone, so DEL never
+    // depends on it being up.
+    if let socket = conf.agentSocket {
+        let request = JSONValue.object([
+            ("op", .string("del")), ("containerID", .string(env.containerID)),
+            ("ifname", .string(env.ifName)), ("hostIfname", .string(hostVethName)),
+        ])
+        do { try AgentClient(socketPath: socket, timeoutSeconds: 3).call(request) }
+        catch { log("trellis: DEL goes on without the agent: \(error)") }
     }
     // Released after the link is gone, so an address is never on two live interfaces.
     let store = try conf.openIPAM()

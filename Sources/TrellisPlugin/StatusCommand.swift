@@ -1,4 +1,5 @@
 import TrellisCNI
+import TrellisJSON
 import TrellisIPAM
 import TrellisNet
 import TrellisNetlink
@@ -18,6 +19,15 @@ func cmdStatus(conf: NetConf) throws(CNIError) {
         let used = allocations.reduce(0) { n, a in n + a.addresses.filter { range.subnet.contains($0.address) }.count }
         if let capacity = range.capacity(excluding: conf.reserved), used >= capacity {
             throw .pluginNotAvailable("no free address in \(range.subnet): \(used) of \(capacity) in use")
+        }
+    }
+
+    if let socket = conf.agentSocket {
+        let answer: JSONValue
+        do { answer = try AgentClient(socketPath: socket, timeoutSeconds: 3).call(.object([("op", .string("status"))])) }
+        catch { throw .pluginNotAvailable(error.description) }
+        guard case .bool(true)? = answer["ready"] else {
+            throw .pluginNotAvailable("trellis-agent at \(socket) is not ready")
         }
     }
 
