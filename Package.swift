@@ -27,6 +27,10 @@ let package = Package(
         .target(name: "TrellisNetlink", dependencies: ["CNetlink", "TrellisNet"]),
         .target(name: "TrellisPlugin",
                 dependencies: ["TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisNet"]),
+        // The eBPF datapath: map/struct layouts shared with bpf/ (C), and its Swift loader.
+        .target(name: "CTrellisBPF"),
+        .target(name: "TrellisDatapath",
+                dependencies: ["CLibbpf", "CTrellisBPF", "TrellisNet", "TrellisNetlink"]),
 
         .executableTarget(name: "trellis", dependencies: ["TrellisPlugin", "TrellisNetlink"]),
         .executableTarget(name: "trellis-agent", dependencies: [
@@ -40,6 +44,7 @@ let package = Package(
 
         .testTarget(name: "TrellisTests", dependencies: [
             "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisPlugin",
+            "TrellisDatapath",
         ]),
     ]
 )

@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   pkg-config libnl-3-dev libnl-route-3-dev libbpf-dev libelf-dev zlib1g-dev libzstd-dev  # build
-  iproute2 iputils-ping netcat-openbsd iptables nftables                                  # tests, lab
+  iproute2 iputils-ping netcat-openbsd iptables nftables tcpdump                          # tests, lab
   containernetworking-plugins                                                             # reference plugins, chaining
   time iperf3                                                                             # benchmarks
 )

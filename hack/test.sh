@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/install-deps.sh
+hack/build-bpf.sh            # the datapath's BPF objects, into .build/bpf (tests and the lab load them)
 swift build --build-tests
 # The release build is what gets installed on nodes: prove it links statically.
 hack/build-release.sh --product trellis

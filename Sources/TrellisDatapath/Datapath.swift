@@ -1,0 +1,340 @@
+import CLibbpf
+import CTrellisBPF
+import TrellisNet
+import TrellisNetlink
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The node's eBPF datapath, as the agent drives it: loads the program objects, shares (and
+/// pins) their maps, attaches programs to devices and reads and writes the maps.
+///
+/// Programs (one object file per attach point, `bpf/*.bpf.c` built by `hack/build-bpf.sh`):
+///   - `from_pod` (from_pod.bpf.o): tc ingress of every pod's host veth, both modes;
+///   - `to_pod` (to_pod.bpf.o): tc egress of every pod's host veth, bridge mode;
+///   - `from_underlay` (from_underlay.bpf.o): tc ingress of the underlay device.
+///
+/// **Adoption after a restart.** With a pin directory, every map is pinned there by name; a new
+/// `Datapath` (a restarted or upgraded agent) reuses the pinned maps, so endpoints, tunnels,
+/// peers, config, conntrack and counters survive, and programs already attached keep forwarding
+/// with them meanwhile. The agent then re-attaches (`attachEndpoint`, `attachUnderlay`), which
+/// replaces the old programs atomically. A pinned map whose layout no longer matches the new
+/// objects (type, key/value size, capacity, flags) is unpinned and created anew; `replacedMaps`
+/// lists them, and the agent must re-write their content.
+///
+/// **Namespaces.** Map operations work from any thread. Attaching and detaching talk rtnetlink
+/// in the calling thread's network namespace: the agent runs in the node's namespace; otherwise
+/// pass `namespace`. `testRun` resolves device indexes in the calling thread's namespace too.
+///
+/// Thread safety: after `load` nothing in a `Datapath` changes; each method is one or a few
+/// bpf(2)/netlink calls on file descriptors it owns, so it may be shared between threads.
+public final class Datapath: @unchecked Sendable {
+    /// Program object files, loaded in this order; the first one creates (or adopts) the maps.
+    public static let objectFiles = ["from_pod.bpf.o", "to_pod.bpf.o", "from_underlay.bpf.o"]
+    /// The maps every object shares (bpf/lib/maps.h).
+    public static let mapNames: Set<String> = [
+        "trellis_endpoints", "trellis_ipcache", "trellis_tunnels", "trellis_peers",
+        "trellis_conntrack", "trellis_metrics", "trellis_events", "trellis_config",
+    ]
+
+    let objects: [BPFObject]
+    public let pinDirectory: String?
+    /// Maps that were pinned with an incompatible layout and have been replaced by empty ones.
+    public let replacedMaps: [String]
+
+    let endpointMap: TypedMap<trellis_ip_key, trellis_endpoint>
+    let ipcacheMap: TypedMap<trellis_lpm_key, trellis_ipcache_entry>
+    let tunnelMap: TypedMap<trellis_lpm_key, trellis_tunnel>
+    let peerMap: TypedMap<UInt32, trellis_peer>
+    let conntrackMap: TypedMap<trellis_ct_key, trellis_ct_entry>
+    let metricsMap: TypedMap<trellis_metric_key, trellis_metric_value>
+    let configMap: TypedMap<UInt32, trellis_config>
+    /// The drop event ring buffer (read it with `DropEventReader`).
+    public let eventsMap: BPFMap
+
+    /// Loads the datapath.
+    ///
+    /// - objectDirectory: where `from_pod.bpf.o`, `to_pod.bpf.o` and `from_underlay.bpf.o` are.
+    /// - pinDirectory: a directory on a bpffs (the bpffs mount itself or a folder inside one;
+    ///   created if missing) where the maps are pinned by name and adopted from on the next
+    ///   load. nil: nothing is pinned (tests with BPF_PROG_TEST_RUN); the maps live as long as
+    ///   this object or an attached program.
+    public static func load(objectDirectory: String, pinDirectory: String?) throws(DatapathError) -> Datapath {
+        try Datapath(objectDirectory: objectDirectory, pinDirectory: pinDirectory)
+    }
+
+    private init(objectDirectory: String, pinDirectory: String?) throws(DatapathError) {
+        var replaced: [String] = []
+        if let pinDirectory {
+            try Self.preparePinDirectory(pinDirectory)
+        }
+        var objects: [BPFObject] = []
+        for file in Self.objectFiles {
+            let path = objectDirectory + "/" + file
+            guard access(path, R_OK) == 0 else {
+                throw DatapathError("open BPF object \(path)", errno: errno,
+                                    detail: "build the objects with hack/build-bpf.sh")
+            }
+            if let first = objects.first {
+                let obj = try BPFObject(path: path, pinRoot: nil)
+                try obj.shareMaps(with: first, named: Self.mapNames)
+                try obj.load()
+                objects.append(obj)
+            } else {
+                let obj = try BPFObject(path: path, pinRoot: pinDirectory)
+                if let pinDirectory {
+                    replaced = try Self.unpinIncompatible(obj, pinDirectory: pinDirectory)
+                }
+                try obj.load()
+                objects.append(obj)
+            }
+        }
+        self.objects = objects
+        self.pinDirectory = pinDirectory
+        self.replacedMaps = replaced
+        let o = objects[0]
+        endpointMap = try TypedMap(o.map(named: "trellis_endpoints"))
+        ipcacheMap = try TypedMap(o.map(named: "trellis_ipcache"))
+        tunnelMap = try TypedMap(o.map(named: "trellis_tunnels"))
+        peerMap = try TypedMap(o.map(named: "trellis_peers"))
+        conntrackMap = try TypedMap(o.map(named: "trellis_conntrack"))
+        metricsMap = try TypedMap(o.map(named: "trellis_metrics"))
+        configMap = try TypedMap(o.map(named: "trellis_config"))
+        eventsMap = try o.map(named: "trellis_events")
+    }
+
+    /// The loaded program of that name (`from_pod`, `to_pod`, `from_underlay`).
+    public func program(_ name: String) throws(DatapathError) -> BPFProgram {
+        for o in objects where o.programNames.contains(name) {
+            return try o.program(named: name)
+        }
+        throw DatapathError("find program \(name)", code: ENOENT, message: "not in \(Self.objectFiles)")
+    }
+
+    /// Loads another object (a tool or test harness) whose maps named like the datapath's
+    /// share the datapath's instances (nothing of it is pinned).
+    public func loadSharingMaps(objectPath: String) throws(DatapathError) -> BPFObject {
+        let obj = try BPFObject(path: objectPath, pinRoot: nil)
+        try obj.shareMaps(with: objects[0], named: Self.mapNames)
+        try obj.load()
+        return obj
+    }
+
+    // MARK: config
+
+    /// Writes the node settings; programs use them from their next packet on.
+    public func setNodeConfig(_ c: NodeConfig) throws(DatapathError) {
+        guard c.nodeIPv4.family == .v4 else {
+            throw DatapathError("set node config", code: EINVAL, message: "node IP \(c.nodeIPv4) is not IPv4")
+        }
+        try configMap.update(0, trellis_config(c))
+    }
+
+    /// The node settings; nil while none were written (all zero).
+    public func nodeConfig() throws(DatapathError) -> NodeConfig? {
+        guard let raw = try configMap.lookup(0), raw.node_ipv4 != 0 || raw.underlay_ifindex != 0 else { return nil }
+        return raw.nodeConfig
+    }
+
+    // MARK: attachment
+
+    /// Attaches `from_pod` to tc ingress of a pod's host veth, and in bridge mode `to_pod` to
+    /// its egress (in ebpf mode a `to_pod` left there is removed). Replaces Trellis programs
+    /// already attached, atomically. Netlink runs in `namespace`, or the calling thread's.
+    public func attachEndpoint(hostIfindex: Int32, mode: DatapathMode,
+                               namespace: NetworkNamespace? = nil) throws(DatapathError) {
+        let fromPod = try program("from_pod")
+        let toPod = try program("to_pod")
+        try inNamespace(namespace) { () throws(DatapathError) in
+            try TCHook.attach(fromPod, ifindex: hostIfindex, side: .ingress)
+            if mode == .bridge {
+                try TCHook.attach(toPod, ifindex: hostIfindex, side: .egress)
+            } else {
+                try TCHook.detach(ifindex: hostIfindex, side: .egress)
+            }
+        }
+    }
+
+    /// Removes the Trellis programs from a host veth (both sides). A device that is already gone
+    /// is fine. The clsact qdisc stays (see `TCHook.attach`).
+    public func detachEndpoint(hostIfindex: Int32, namespace: NetworkNamespace? = nil) throws(DatapathError) {
+        try inNamespace(namespace) { () throws(DatapathError) in
+            try TCHook.detach(ifindex: hostIfindex, side: .ingress)
+            try TCHook.detach(ifindex: hostIfindex, side: .egress)
+        }
+    }
+
+    /// Attaches `from_underlay` to tc ingress of the underlay device (replacing a previous one).
+    public func attachUnderlay(ifindex: Int32, namespace: NetworkNamespace? = nil) throws(DatapathError) {
+        let prog = try program("from_underlay")
+        try inNamespace(namespace) { () throws(DatapathError) in
+            try TCHook.attach(prog, ifindex: ifindex, side: .ingress)
+        }
+    }
+
+    /// Removes `from_underlay` from the underlay device.
+    public func detachUnderlay(ifindex: Int32, namespace: NetworkNamespace? = nil) throws(DatapathError) {
+        try inNamespace(namespace) { () throws(DatapathError) in
+            try TCHook.detach(ifindex: ifindex, side: .ingress)
+        }
+    }
+
+    private func inNamespace(_ ns: NetworkNamespace?, _ body: () throws(DatapathError) -> Void) throws(DatapathError) {
+        guard let ns else { return try body() }
+        do {
+            try ns.run { () throws -> Void in try body() }
+        } catch let e as DatapathError {
+            throw e
+        } catch {
+            throw DatapathError("enter network namespace \(ns.path)", code: 0, message: "\(error)")
+        }
+    }
+
+    // MARK: endpoints
+
+    /// Adds or replaces a pod address of this node.
+    public func upsertEndpoint(_ ip: IPAddress, _ e: EndpointEntry) throws(DatapathError) {
+        try endpointMap.update(trellis_ip_key(ip), trellis_endpoint(e))
+    }
+
+    /// Removes a pod address; false when it was not there.
+    @discardableResult
+    public func deleteEndpoint(_ ip: IPAddress) throws(DatapathError) -> Bool {
+        try endpointMap.delete(trellis_ip_key(ip))
+    }
+
+    public func endpoint(_ ip: IPAddress) throws(DatapathError) -> EndpointEntry? {
+        try endpointMap.lookup(trellis_ip_key(ip))?.entry
+    }
+
+    public func endpoints() throws(DatapathError) -> [(IPAddress, EndpointEntry)] {
+        try endpointMap.entries().compactMap { k, v in k.ipAddress.map { ($0, v.entry) } }
+    }
+
+    // MARK: tunnels
+
+    /// Routes a remote pod CIDR (IPv4 or IPv6) through Geneve to the node at `nodeIP` (IPv4).
+    public func upsertTunnel(_ podCIDR: IPNetwork, nodeIP: IPAddress) throws(DatapathError) {
+        guard let node = networkOrderV4(nodeIP) else {
+            throw DatapathError("update trellis_tunnels", code: EINVAL, message: "node IP \(nodeIP) is not IPv4")
+        }
+        var v = zeroed(trellis_tunnel.self)
+        v.node_ipv4 = node
+        try tunnelMap.update(trellis_lpm_key(podCIDR), v)
+    }
+
+    @discardableResult
+    public func deleteTunnel(_ podCIDR: IPNetwork) throws(DatapathError) -> Bool {
+        try tunnelMap.delete(trellis_lpm_key(podCIDR))
+    }
+
+    /// Pod CIDR -> node IPv4.
+    public func tunnels() throws(DatapathError) -> [(IPNetwork, IPAddress)] {
+        try tunnelMap.entries().compactMap { k, v in k.ipNetwork.map { ($0, ipv4(networkOrder: v.node_ipv4)) } }
+    }
+
+    // MARK: peers
+
+    /// Accepts Geneve from this node IPv4.
+    public func upsertPeer(_ nodeIP: IPAddress) throws(DatapathError) {
+        guard let node = networkOrderV4(nodeIP) else {
+            throw DatapathError("update trellis_peers", code: EINVAL, message: "peer \(nodeIP) is not IPv4")
+        }
+        try peerMap.update(node, zeroed(trellis_peer.self))
+    }
+
+    @discardableResult
+    public func deletePeer(_ nodeIP: IPAddress) throws(DatapathError) -> Bool {
+        guard let node = networkOrderV4(nodeIP) else { return false }
+        return try peerMap.delete(node)
+    }
+
+    public func peers() throws(DatapathError) -> [IPAddress] {
+        try peerMap.keys().map { ipv4(networkOrder: $0) }
+    }
+
+    // MARK: ipcache
+
+    /// Gives every address of `prefix` the security identity (longest prefix wins).
+    public func upsertIPCache(_ prefix: IPNetwork, identity: UInt32) throws(DatapathError) {
+        var v = zeroed(trellis_ipcache_entry.self)
+        v.identity = identity
+        try ipcacheMap.update(trellis_lpm_key(prefix), v)
+    }
+
+    @discardableResult
+    public func deleteIPCache(_ prefix: IPNetwork) throws(DatapathError) -> Bool {
+        try ipcacheMap.delete(trellis_lpm_key(prefix))
+    }
+
+    public func ipcache() throws(DatapathError) -> [(IPNetwork, UInt32)] {
+        try ipcacheMap.entries().compactMap { k, v in k.ipNetwork.map { ($0, v.identity) } }
+    }
+
+    // MARK: observation
+
+    /// Every counter, summed over CPUs.
+    public func metrics() throws(DatapathError) -> [MetricKey: PacketCount] {
+        var out: [MetricKey: PacketCount] = [:]
+        for key in try metricsMap.keys() {
+            guard let d = Direction(rawValue: key.direction),
+                  let kind = MetricKey.Kind(rawValue: key.kind),
+                  let perCPU = try metricsMap.lookupPerCPU(key) else { continue }
+            let sum = perCPU.reduce(PacketCount(packets: 0, bytes: 0)) {
+                PacketCount(packets: $0.packets &+ $1.packets, bytes: $0.bytes &+ $1.bytes)
+            }
+            out[MetricKey(direction: d, kind: kind, code: key.code)] = sum
+        }
+        return out
+    }
+
+    /// Tracked flows.
+    public func conntrack() throws(DatapathError) -> [ConntrackEntry] {
+        try conntrackMap.entries().compactMap { k, v in k.conntrackEntry(v) }
+    }
+
+    // MARK: pin directory
+
+    private static let bpffsMagic: UInt = 0xcafe_4a11
+
+    /// Creates the directory when missing and checks it is on a bpffs.
+    static func preparePinDirectory(_ dir: String) throws(DatapathError) {
+        var path = ""
+        for part in dir.split(separator: "/") {
+            path += "/" + part
+            if mkdir(path, 0o700) != 0, errno != EEXIST {
+                throw DatapathError("create pin directory \(path)", errno: errno)
+            }
+        }
+        let type = trellis_fs_type(dir)
+        guard type >= 0 else { throw DatapathError("stat pin directory \(dir)", errno: Int32(-type)) }
+        guard UInt(type) == bpffsMagic else {
+            throw DatapathError("use pin directory \(dir)", code: EINVAL,
+                                message: "not on a bpffs (mount -t bpf bpf DIR)")
+        }
+    }
+
+    /// Unpins maps whose pinned layout differs from the object's (a datapath upgrade), so that
+    /// libbpf creates them anew instead of failing. Returns their names.
+    static func unpinIncompatible(_ obj: BPFObject, pinDirectory: String) throws(DatapathError) -> [String] {
+        var replaced: [String] = []
+        for raw in obj.userMaps {
+            let map = BPFMap(raw: raw)
+            let pin = pinDirectory + "/" + map.name
+            let fd = bpf_obj_get(pin)
+            if fd < 0 { continue }   // not pinned yet
+            defer { close(fd) }
+            var info = bpf_map_info()
+            var len = UInt32(MemoryLayout<bpf_map_info>.size)
+            try LibBPF.call("read pinned map \(pin)") { bpf_obj_get_info_by_fd(fd, &info, &len) }
+            let compatible = info.type == map.type.rawValue && Int(info.key_size) == map.keySize &&
+                Int(info.value_size) == map.valueSize && info.max_entries == map.maxEntries &&
+                info.map_flags == map.flags
+            if !compatible {
+                guard unlink(pin) == 0 else { throw DatapathError("unpin incompatible map \(pin)", errno: errno) }
+                replaced.append(map.name)
+            }
+        }
+        return replaced
+    }
+}

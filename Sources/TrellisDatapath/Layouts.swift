@@ -1,0 +1,123 @@
+import CTrellisBPF
+import TrellisNet
+
+// Conversions between the Swift model and the C structs of bpf/lib/common.h (imported through
+// CTrellisBPF, so sizes and offsets are the C compiler's). Addresses are network-order bytes.
+
+func familyTag(_ f: IPAddress.Family) -> UInt8 {
+    UInt8(f == .v4 ? TRELLIS_FAMILY_IPV4.rawValue : TRELLIS_FAMILY_IPV6.rawValue)
+}
+
+/// Writes `bytes` at the start of a fixed-size C array (a Swift tuple).
+func store<T>(_ bytes: [UInt8], into field: inout T) {
+    withUnsafeMutableBytes(of: &field) { raw in
+        for (i, b) in bytes.prefix(raw.count).enumerated() { raw[i] = b }
+    }
+}
+
+/// The first `count` bytes of a fixed-size C array (a Swift tuple).
+func load<T>(_ field: T, count: Int) -> [UInt8] {
+    withUnsafeBytes(of: field) { Array($0.prefix(count)) }
+}
+
+func address(family: UInt8, bytes: [UInt8]) -> IPAddress? {
+    switch UInt32(family) {
+    case TRELLIS_FAMILY_IPV4.rawValue: IPAddress(bytes: Array(bytes.prefix(4)))
+    case TRELLIS_FAMILY_IPV6.rawValue: IPAddress(bytes: Array(bytes.prefix(16)))
+    default: nil
+    }
+}
+
+extension trellis_ip_key {
+    init(_ ip: IPAddress) {
+        self = zeroed(trellis_ip_key.self)
+        family = familyTag(ip.family)
+        store(ip.bytes, into: &addr)
+    }
+    var ipAddress: IPAddress? { address(family: family, bytes: load(addr, count: 16)) }
+}
+
+extension trellis_lpm_key {
+    /// The trie matches the family tag and padding (32 bits) before the address bits.
+    init(_ net: IPNetwork) {
+        self = zeroed(trellis_lpm_key.self)
+        prefixlen = UInt32(TRELLIS_LPM_TAG_BITS) + UInt32(net.prefixLength)
+        family = familyTag(net.family)
+        store(net.first.bytes, into: &addr)
+    }
+    var ipNetwork: IPNetwork? {
+        guard let a = address(family: family, bytes: load(addr, count: 16)) else { return nil }
+        return IPNetwork(address: a, prefixLength: Int(prefixlen) - Int(TRELLIS_LPM_TAG_BITS))
+    }
+}
+
+extension trellis_endpoint {
+    init(_ e: EndpointEntry) {
+        self = zeroed(trellis_endpoint.self)
+        host_ifindex = UInt32(bitPattern: e.hostIfindex)
+        identity = e.identity
+        flags = e.flags
+        store(e.podMAC.bytes, into: &pod_mac)
+        store(e.hostMAC.bytes, into: &host_mac)
+    }
+    var entry: EndpointEntry {
+        EndpointEntry(hostIfindex: Int32(bitPattern: host_ifindex),
+                      podMAC: MACAddress(bytes: load(pod_mac, count: 6))!,
+                      hostMAC: MACAddress(bytes: load(host_mac, count: 6))!,
+                      identity: identity, flags: flags)
+    }
+}
+
+/// An IPv4 address as the programs store it: the 4 network-order bytes in a native UInt32.
+func networkOrderV4(_ ip: IPAddress) -> UInt32? {
+    guard case .v4(let v) = ip else { return nil }
+    return v.bigEndian
+}
+
+func ipv4(networkOrder v: UInt32) -> IPAddress { .v4(UInt32(bigEndian: v)) }
+
+extension trellis_config {
+    init(_ c: NodeConfig) {
+        self = zeroed(trellis_config.self)
+        node_ipv4 = networkOrderV4(c.nodeIPv4) ?? 0
+        underlay_ifindex = UInt32(bitPattern: c.underlayIfindex)
+        vni = c.vni & 0xff_ffff
+        flags = c.mode == .bridge ? UInt32(TRELLIS_CONFIG_F_BRIDGE_MODE.rawValue) : 0
+        router_ipv4 = c.routerIPv4.flatMap(networkOrderV4) ?? 0
+        if let r6 = c.routerIPv6, r6.family == .v6 { store(r6.bytes, into: &router_ipv6) }
+    }
+    var nodeConfig: NodeConfig {
+        let r6 = IPAddress(bytes: load(router_ipv6, count: 16))
+        return NodeConfig(
+            nodeIPv4: ipv4(networkOrder: node_ipv4),
+            underlayIfindex: Int32(bitPattern: underlay_ifindex), vni: vni,
+            mode: flags & UInt32(TRELLIS_CONFIG_F_BRIDGE_MODE.rawValue) != 0 ? .bridge : .ebpf,
+            routerIPv4: router_ipv4 == 0 ? nil : ipv4(networkOrder: router_ipv4),
+            routerIPv6: r6 == .v6(0, 0) ? nil : r6)
+    }
+}
+
+extension trellis_drop_event {
+    var event: DropEvent {
+        let s = address(family: family, bytes: load(saddr, count: 16))
+        let d = address(family: family, bytes: load(daddr, count: 16))
+        return DropEvent(timestampNs: timestamp_ns, code: reason, ifindex: ifindex,
+                         direction: Direction(rawValue: direction), proto: proto,
+                         source: s, destination: d,
+                         sourcePort: UInt16(bigEndian: sport), destinationPort: UInt16(bigEndian: dport),
+                         length: len)
+    }
+}
+
+extension trellis_ct_key {
+    func conntrackEntry(_ v: trellis_ct_entry) -> ConntrackEntry? {
+        guard let s = address(family: family, bytes: load(saddr, count: 16)),
+              let d = address(family: family, bytes: load(daddr, count: 16)) else { return nil }
+        return ConntrackEntry(source: s, destination: d,
+                              sourcePort: UInt16(bigEndian: sport), destinationPort: UInt16(bigEndian: dport),
+                              proto: proto, packets: v.packets, bytes: v.bytes,
+                              seenReply: v.flags & UInt32(TRELLIS_CT_F_SEEN_REPLY.rawValue) != 0,
+                              closing: v.flags & UInt32(TRELLIS_CT_F_CLOSING.rawValue) != 0,
+                              lastSeenNs: v.last_seen_ns)
+    }
+}

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The 5-tuple of a packet (struct trellis_ct_key doubles as the flow description of drop events).
+ * L4 headers are read with bpf_skb_load_bytes: their offsets vary (IPv4 options, IPv6 extension
+ * headers, Geneve options) and a copy keeps the verifier's job simple.
+ */
+#pragma once
+
+#include "base.h"
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_RST 0x04
+
+struct ipv6_frag_hdr {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off; /* offset << 3 | M */
+	__be32 identification;
+};
+
+/* Records the IPv4 addresses and protocol of a packet in `flow`. */
+static __always_inline void flow_set_v4(struct trellis_ct_key *flow, const struct iphdr *ip)
+{
+	flow->family = TRELLIS_FAMILY_IPV4;
+	flow->proto = ip->protocol;
+	__builtin_memcpy(flow->saddr, &ip->saddr, 4);
+	__builtin_memcpy(flow->daddr, &ip->daddr, 4);
+}
+
+/* Records the IPv6 addresses of a packet in `flow` (the protocol comes from ipv6_skip_exthdr). */
+static __always_inline void flow_set_v6(struct trellis_ct_key *flow, const struct ipv6hdr *ip6)
+{
+	flow->family = TRELLIS_FAMILY_IPV6;
+	flow->proto = ip6->nexthdr;
+	__builtin_memcpy(flow->saddr, &ip6->saddr, 16);
+	__builtin_memcpy(flow->daddr, &ip6->daddr, 16);
+}
+
+/*
+ * Walks up to four IPv6 extension headers (hop-by-hop, routing, destination options, fragment)
+ * from `off`. Leaves the upper-layer protocol in flow->proto, sets *later_fragment for a fragment
+ * other than the first (it carries no L4 header), and returns the L4 offset, or a drop reason.
+ */
+static __always_inline int ipv6_skip_exthdr(struct __sk_buff *ctx, __u32 off,
+					    struct trellis_ct_key *flow, int *later_fragment)
+{
+	__u8 nexthdr = flow->proto;
+
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		if (nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING ||
+		    nexthdr == IPPROTO_DSTOPTS) {
+			__u8 h[2];
+
+			if (bpf_skb_load_bytes(ctx, off, h, sizeof(h)) < 0)
+				return TRELLIS_DROP_INVALID_PACKET;
+			nexthdr = h[0];
+			off += ((__u32)h[1] + 1) * 8;
+		} else if (nexthdr == IPPROTO_FRAGMENT) {
+			struct ipv6_frag_hdr fh;
+
+			if (bpf_skb_load_bytes(ctx, off, &fh, sizeof(fh)) < 0)
+				return TRELLIS_DROP_INVALID_PACKET;
+			nexthdr = fh.nexthdr;
+			if (fh.frag_off & bpf_htons(0xfff8))
+				*later_fragment = 1;
+			off += sizeof(fh);
+		} else {
+			break;
+		}
+	}
+	flow->proto = nexthdr;
+	return off;
+}
+
+/*
+ * Fills the ports of `flow` from the L4 header at `off` (TCP, UDP; for ICMP/ICMPv6 echo both
+ * ports carry the identifier, so request and reply are the two directions of one flow) and
+ * returns the TCP flags in *tcp_flags. Returns 0 or a drop reason for a truncated header.
+ */
+static __always_inline int flow_load_ports(struct __sk_buff *ctx, __u32 off,
+					   struct trellis_ct_key *flow, __u8 *tcp_flags)
+{
+	if (flow->proto == IPPROTO_TCP) {
+		struct tcphdr th;
+
+		if (bpf_skb_load_bytes(ctx, off, &th, sizeof(th)) < 0)
+			return TRELLIS_DROP_INVALID_PACKET;
+		flow->sport = th.source;
+		flow->dport = th.dest;
+		*tcp_flags = ((__u8 *)&th)[13];
+	} else if (flow->proto == IPPROTO_UDP) {
+		struct udphdr uh;
+
+		if (bpf_skb_load_bytes(ctx, off, &uh, sizeof(uh)) < 0)
+			return TRELLIS_DROP_INVALID_PACKET;
+		flow->sport = uh.source;
+		flow->dport = uh.dest;
+	} else if (flow->proto == IPPROTO_ICMP || flow->proto == IPPROTO_ICMPV6) {
+		struct icmphdr ih; /* type, code, checksum, echo id/sequence: same in ICMPv6 */
+
+		if (bpf_skb_load_bytes(ctx, off, &ih, sizeof(ih)) < 0)
+			return TRELLIS_DROP_INVALID_PACKET;
+		if ((flow->proto == IPPROTO_ICMP &&
+		     (ih.type == ICMP_ECHO || ih.type == ICMP_ECHOREPLY)) ||
+		    (flow->proto == IPPROTO_ICMPV6 &&
+		     (ih.type == ICMPV6_ECHO_REQUEST || ih.type == ICMPV6_ECHO_REPLY))) {
+			flow->sport = ih.un.echo.id;
+			flow->dport = ih.un.echo.id;
+		}
+	}
+	return 0;
+}
