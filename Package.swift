@@ -11,6 +11,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C libraries, through pkg-config for their include paths. The module maps name the
@@ -33,8 +35,17 @@ let package = Package(
                 dependencies: ["CLibbpf", "CTrellisBPF", "TrellisNet", "TrellisNetlink"]),
 
         .executableTarget(name: "trellis", dependencies: ["TrellisPlugin", "TrellisNetlink"]),
+        // The node agent's logic (config, cluster state, reconcilers, servers), as a library
+        // so that the tests drive it in-process; the executable only wires it up.
+        .target(name: "TrellisAgent", dependencies: [
+            "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisNetlink",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
         .executableTarget(name: "trellis-agent", dependencies: [
+            "TrellisAgent", "TrellisDatapath",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
             "CLibbpf",
         ]),
         .executableTarget(name: "trellisctl", dependencies: [
@@ -45,6 +56,8 @@ let package = Package(
         .testTarget(name: "TrellisTests", dependencies: [
             "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisPlugin",
             "TrellisDatapath",
+            "TrellisAgent", .product(name: "Logging", package: "swift-log"),
+            .product(name: "InMemoryLogging", package: "swift-log"),
         ]),
     ]
 )

@@ -1,0 +1,173 @@
+import Foundation
+import TrellisJSON
+import TrellisNet
+
+/// One object of a manifest that the agent reads; other kinds are ignored.
+public enum ClusterObject: Sendable, Equatable {
+    case node(ClusterNode)
+    case namespace(ClusterNamespace)
+    case pod(ClusterPod)
+
+    var kindAndName: String {
+        switch self {
+        case .node(let n): "Node \(n.name)"
+        case .namespace(let n): "Namespace \(n.name)"
+        case .pod(let p): "Pod \(p.key)"
+        }
+    }
+}
+
+/// What one manifest file holds: the objects read, and the objects that were skipped because
+/// a field was wrong (each named, with the field).
+public struct ManifestContent: Sendable, Equatable {
+    public var objects: [ClusterObject]
+    public var problems: [String]
+}
+
+/// A file that cannot be read as YAML or JSON at all.
+public struct ManifestError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let reason: String
+    public var description: String { "\(path): \(reason)" }
+}
+
+/// Reads Kubernetes manifests: YAML (several documents separated by `---`) or JSON, objects
+/// alone or in a `kind: List` (or `NodeList`, `PodList`, ... as the API returns them, whose
+/// items carry no `kind`). Kinds other than Node, Namespace and Pod are ignored. An object with
+/// a wrong field is skipped and reported; the rest of its file still counts.
+public enum ManifestParser {
+    public static func parse(_ text: String, path: String) throws(ManifestError) -> ManifestContent {
+        let documents: [JSONValue]
+        if looksLikeJSON(text, path: path) {
+            do {
+                // A JSON file may also be a bare array of objects.
+                let doc = try JSONValue.parse(Array(text.utf8))
+                if case .array(let items) = doc { documents = items } else { documents = [doc] }
+            } catch {
+                throw ManifestError(path: path, reason: "not valid JSON: \(error)")
+            }
+        } else {
+            do { documents = try YAMLTree.documents(text) } catch {
+                throw ManifestError(path: path, reason: "not valid YAML: \(error)")
+            }
+        }
+        var content = ManifestContent(objects: [], problems: [])
+        for (i, doc) in documents.enumerated() {
+            read(doc, where: documents.count > 1 ? "document \(i + 1)" : "", impliedKind: nil, into: &content)
+        }
+        return content
+    }
+
+    static func looksLikeJSON(_ text: String, path: String) -> Bool {
+        if path.hasSuffix(".json") { return true }
+        let first = text.unicodeScalars.first { !$0.properties.isWhitespace }
+        return first == "{" || first == "["
+    }
+
+    private static func read(_ doc: JSONValue, where location: String, impliedKind: String?,
+                             into content: inout ManifestContent) {
+        let r: TreeReader
+        do { r = try TreeReader(doc) } catch {
+            content.problems.append(prefixed(location, "expected an object, got \(doc.brief)"))
+            return
+        }
+        let kind = (try? r.string("kind")) ?? impliedKind
+        guard let kind else {
+            content.problems.append(prefixed(location, "no kind"))
+            return
+        }
+        if kind == "List" || (kind.hasSuffix("List") && kind.count > 4) {
+            let itemKind = kind == "List" ? nil : String(kind.dropLast(4))
+            guard let items = try? r.array("items") else {
+                content.problems.append(prefixed(location, "\(kind): items is not a list"))
+                return
+            }
+            for (i, item) in items.enumerated() {
+                read(item, where: prefixed(location, "items[\(i)]"), impliedKind: itemKind, into: &content)
+            }
+            return
+        }
+        do {
+            switch kind {
+            case "Node": content.objects.append(.node(try node(r)))
+            case "Namespace": content.objects.append(.namespace(try namespace(r)))
+            case "Pod": content.objects.append(.pod(try pod(r)))
+            default: return  // not ours
+            }
+        } catch {
+            let name = (try? r.object("metadata")?.string("name")) ?? nil
+            let what = name.map { "\(kind) \($0)" } ?? kind
+            content.problems.append(prefixed(location, "\(what) skipped: \(error)"))
+        }
+    }
+
+    private static func prefixed(_ location: String, _ text: String) -> String {
+        location.isEmpty ? text : "\(location): \(text)"
+    }
+
+    private static func metadata(_ r: TreeReader) throws(FieldError) -> (name: String, namespace: String?, labels: [String: String]) {
+        guard let m = try r.object("metadata") else { throw FieldError("metadata", "missing") }
+        return (try m.requiredString("name"), try m.string("namespace"), try m.stringMap("labels"))
+    }
+
+    static func node(_ r: TreeReader) throws(FieldError) -> ClusterNode {
+        let meta = try metadata(r)
+        var cidrs: [IPNetwork] = []
+        if let spec = try r.object("spec") {
+            for (i, s) in try spec.strings("podCIDRs").enumerated() {
+                cidrs.append(try TreeReader.network(s, path: spec.path(of: "podCIDRs") + "[\(i)]", networkOnly: false).network)
+            }
+            if cidrs.isEmpty, let single = try spec.network("podCIDR", networkOnly: false) {
+                cidrs = [single.network]
+            }
+        }
+        var ips: [IPAddress] = []
+        if let status = try r.object("status") {
+            for a in try status.objects("addresses") where try a.string("type") == "InternalIP" {
+                if let ip = try a.address("address") { ips.append(ip) }
+            }
+        }
+        return ClusterNode(name: meta.name, podCIDRs: cidrs, internalIPs: ips, labels: meta.labels)
+    }
+
+    static func namespace(_ r: TreeReader) throws(FieldError) -> ClusterNamespace {
+        let meta = try metadata(r)
+        return ClusterNamespace(name: meta.name, labels: meta.labels)
+    }
+
+    static func pod(_ r: TreeReader) throws(FieldError) -> ClusterPod {
+        let meta = try metadata(r)
+        var pod = ClusterPod(namespace: meta.namespace ?? "default", name: meta.name, labels: meta.labels)
+        if let spec = try r.object("spec") {
+            pod.nodeName = try spec.string("nodeName")
+            pod.hostNetwork = try spec.bool("hostNetwork") ?? false
+            for container in try spec.objects("containers") {
+                for p in try container.objects("ports") {
+                    guard let number = try p.integer("containerPort") else {
+                        throw FieldError(p.path(of: "containerPort"), "missing")
+                    }
+                    guard (1...65535).contains(number) else {
+                        throw FieldError(p.path(of: "containerPort"), "\(number) is not a port (1 to 65535)")
+                    }
+                    var proto = ContainerPort.ProtocolName.tcp
+                    if let text = try p.string("protocol") {
+                        guard let v = ContainerPort.ProtocolName(rawValue: text) else {
+                            throw FieldError(p.path(of: "protocol"), "\"\(text)\" is not TCP, UDP or SCTP")
+                        }
+                        proto = v
+                    }
+                    pod.ports.append(ContainerPort(name: try p.string("name"), containerPort: number, protocol: proto))
+                }
+            }
+        }
+        if let status = try r.object("status") {
+            for entry in try status.objects("podIPs") {
+                if let ip = try entry.address("ip") { pod.podIPs.append(ip) }
+            }
+            if pod.podIPs.isEmpty, let ip = try status.address("podIP") { pod.podIPs = [ip] }
+            pod.hostIP = try status.address("hostIP")
+            pod.phase = try status.string("phase")
+        }
+        return pod
+    }
+}

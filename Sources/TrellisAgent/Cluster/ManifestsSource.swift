@@ -1,0 +1,181 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+
+/// Where the reconcilers get the cluster from: a directory of manifests (the lab, tests) or
+/// the Kubernetes API (later), behind the same reconcilers.
+///
+/// The contract: every snapshot is complete (a source yields nothing until it has listed
+/// everything once, like an informer's HasSynced), because reconcilers remove whatever a
+/// snapshot lacks; consecutive snapshots differ; a slow consumer only sees the newest.
+public protocol ClusterSource: Sendable {
+    func snapshots() -> AsyncStream<ClusterSnapshot>
+}
+
+/// A fixed sequence of snapshots, for tests and for one-shot runs.
+public struct StaticClusterSource: ClusterSource {
+    public let items: [ClusterSnapshot]
+    public init(_ items: [ClusterSnapshot]) { self.items = items }
+    public func snapshots() -> AsyncStream<ClusterSnapshot> {
+        AsyncStream { c in
+            for s in items { c.yield(s) }
+            // Left open: the agent runs until it is stopped, not until its source ends.
+        }
+    }
+}
+
+/// Watches `manifestsDir`: polls the files' identity (inode, size, mtime, ctime) every
+/// `interval`, re-reads the files that changed, and yields a snapshot when the merged
+/// content differs from the last one.
+///
+/// Files: `*.yaml`, `*.yml`, `*.json` directly in the folder, in name order (a later file's
+/// object of the same kind and name wins); names starting with '.' are ignored, so writers
+/// can write a hidden temporary file and rename it. A file that cannot be parsed is logged
+/// with its path and skipped; if it was readable before, its last good content is kept until
+/// it is fixed or removed, so a half-written file never makes the agent tear down tunnels.
+/// Until the folder exists nothing is yielded.
+public final class ManifestsSource: ClusterSource {
+    public let directory: String
+    public let interval: Duration
+    private let logger: Logger
+
+    public init(directory: String, interval: Duration = .milliseconds(300), logger: Logger) {
+        self.directory = directory
+        self.interval = interval
+        var l = logger
+        l[metadataKey: "source.dir"] = .string(directory)
+        self.logger = l
+    }
+
+    public func snapshots() -> AsyncStream<ClusterSnapshot> {
+        let (stream, continuation) = AsyncStream.makeStream(of: ClusterSnapshot.self, bufferingPolicy: .bufferingNewest(1))
+        let directory = self.directory, interval = self.interval, logger = self.logger
+        let task = Task {
+            var scanner = ManifestScanner(directory: directory, logger: logger)
+            var last: ClusterSnapshot?
+            while !Task.isCancelled {
+                if let snapshot = scanner.scan(), snapshot != last {
+                    last = snapshot
+                    continuation.yield(snapshot)
+                }
+                try? await Task.sleep(for: interval)
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+}
+
+/// One pass over the folder, remembering what each file held. Separate from the polling so
+/// tests can drive it step by step.
+public struct ManifestScanner {
+    struct FileIdentity: Equatable {
+        var device: UInt64, inode: UInt64, size: Int64, mtime: Int64, ctime: Int64
+    }
+    struct FileState {
+        var identity: FileIdentity
+        /// The last good content; nil when the file never parsed.
+        var content: ManifestContent?
+    }
+
+    public let directory: String
+    private let logger: Logger
+    private var files: [String: FileState] = [:]
+    private var missingLogged = false
+    private var current: ClusterSnapshot?
+
+    public init(directory: String, logger: Logger) {
+        self.directory = directory
+        self.logger = logger
+    }
+
+    static func isManifestName(_ name: String) -> Bool {
+        !name.hasPrefix(".") && (name.hasSuffix(".yaml") || name.hasSuffix(".yml") || name.hasSuffix(".json"))
+    }
+
+    /// The merged state of the folder now; nil while the folder does not exist.
+    public mutating func scan() -> ClusterSnapshot? {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+            if !missingLogged {
+                logger.warning("manifests folder does not exist (yet); waiting for it")
+                missingLogged = true
+            }
+            return nil
+        }
+        if missingLogged {
+            logger.info("manifests folder appeared")
+            missingLogged = false
+        }
+        var seen = Set<String>()
+        var changed = current == nil
+        for name in names.sorted() where Self.isManifestName(name) {
+            let path = directory + "/" + name
+            var st = stat()
+            guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            seen.insert(path)
+            let identity = FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
+                                        mtime: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
+                                        ctime: Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec))
+            if files[path]?.identity == identity { continue }
+            load(path, identity: identity)
+            changed = true
+        }
+        for gone in files.keys where !seen.contains(gone) {
+            logger.info("manifest removed", metadata: ["file.path": .string(gone)])
+            files[gone] = nil
+            changed = true
+        }
+        if changed { current = merged() }
+        return current
+    }
+
+    private mutating func load(_ path: String, identity: FileIdentity) {
+        let previous = files[path]?.content
+        var fileLogger = logger
+        fileLogger[metadataKey: "file.path"] = .string(path)
+        do throws(ManifestError) {
+            let text: String
+            do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+                throw ManifestError(path: path, reason: "cannot be read: \((error as NSError).localizedDescription)")
+            }
+            let content = try ManifestParser.parse(text, path: path)
+            for problem in content.problems {
+                fileLogger.warning("manifest object skipped: \(problem)")
+            }
+            fileLogger.debug("manifest read", metadata: ["objects": .stringConvertible(content.objects.count)])
+            files[path] = FileState(identity: identity, content: content)
+        } catch {
+            if previous != nil {
+                fileLogger.error("manifest file is broken, keeping its previous content until it is fixed or removed: \(error.reason)")
+            } else {
+                fileLogger.error("manifest file is broken and skipped: \(error.reason)")
+            }
+            files[path] = FileState(identity: identity, content: previous)
+        }
+    }
+
+    private func merged() -> ClusterSnapshot {
+        var snapshot = ClusterSnapshot.empty
+        var origin: [String: String] = [:]
+        for path in files.keys.sorted() {
+            guard let content = files[path]?.content else { continue }
+            for object in content.objects {
+                let id = object.kindAndName
+                if let earlier = origin[id], earlier != path {
+                    logger.warning("\(id) is defined in two files; the later one wins",
+                                   metadata: ["file.path": .string(path), "file.earlier": .string(earlier)])
+                }
+                origin[id] = path
+                switch object {
+                case .node(let n): snapshot.nodes[n.name] = n
+                case .namespace(let n): snapshot.namespaces[n.name] = n
+                case .pod(let p): snapshot.pods[p.key] = p
+                }
+            }
+        }
+        return snapshot
+    }
+}

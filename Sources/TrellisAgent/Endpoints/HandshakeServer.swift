@@ -1,0 +1,127 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+
+/// The CNI handshake socket (docs/agent.md): a unix stream socket, one JSON request line per
+/// connection, one JSON answer line back.
+///
+/// The socket's folder is created 0700 when missing, the socket file is 0600 (only root's
+/// plugin talks to it). A stale socket file from an earlier agent is removed; a live one
+/// (another agent answers on it) is an error, as is a path that holds something else.
+public final class HandshakeServer: Sendable {
+    public typealias Handler = @Sendable (HandshakeRequest) async -> HandshakeAnswer
+
+    public let path: String
+    private let server: SocketServer
+    /// How long a client may take to send its request.
+    static let requestTimeoutSeconds = 10
+    static let maxRequestBytes = 64 * 1024
+
+    public init(path: String, logger: Logger, handler: @escaping Handler) throws(SystemError) {
+        self.path = path
+        let fd = try Self.listen(at: path)
+        var log = logger
+        log[metadataKey: "socket.path"] = .string(path)
+        let connectionLogger = log
+        do {
+            server = try SocketServer(listening: fd, name: "trellis handshake") { conn in
+                Self.serve(conn, handler: handler, logger: connectionLogger)
+            }
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    public func start() { server.start() }
+
+    /// Stops answering and removes the socket file, so the plugin sees "not running" at once.
+    public func stop() async {
+        await server.stop()
+        unlink(path)
+    }
+
+    private static func serve(_ fd: Int32, handler: @escaping Handler, logger: Logger) {
+        Posix.setTimeouts(fd, seconds: requestTimeoutSeconds)
+        let (data, problem) = readUntil(fd, delimiter: [0x0A], limit: maxRequestBytes)
+        let answer: HandshakeAnswer
+        if let problem {
+            answer = .failure(problem)
+        } else if data.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) {
+            answer = .failure("empty request: expected one JSON object on one line")
+        } else {
+            do {
+                let request = try HandshakeRequest.parse(data)
+                answer = waitForAsync { await handler(request) }
+            } catch {
+                logger.warning("malformed handshake request: \(error)")
+                answer = .failure("malformed request: \(error)")
+            }
+        }
+        do { try Posix.sendAll(fd, answer.line) } catch {
+            logger.warning("cannot send the handshake answer: \(error)")
+        }
+    }
+
+    static func listen(at path: String) throws(SystemError) -> Int32 {
+        let dir = (path as NSString).deletingLastPathComponent
+        var st = stat()
+        if stat(dir, &st) != 0 {
+            try Posix.makeDirectories(dir, mode: 0o700)
+        }
+        if lstat(path, &st) == 0 {
+            guard (st.st_mode & S_IFMT) == S_IFSOCK else {
+                throw SystemError("\(path) exists and is not a socket; not removing it", errno: EEXIST)
+            }
+            if isAnswering(path) {
+                throw SystemError("another trellis-agent is serving \(path)", errno: EADDRINUSE)
+            }
+            unlink(path)
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket for \(path)") }
+        var addr = try unixAddress(path)
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0 else {
+            let e = SystemError("bind \(path)")
+            close(fd)
+            throw e
+        }
+        guard chmod(path, 0o600) == 0, Glibc.listen(fd, 128) == 0 else {
+            let e = SystemError("listen on \(path)")
+            close(fd)
+            unlink(path)
+            throw e
+        }
+        return fd
+    }
+
+    static func unixAddress(_ path: String) throws(SystemError) -> sockaddr_un {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            throw SystemError("unix socket path \(path) is too long", errno: ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        return addr
+    }
+
+    /// Whether something accepts connections on the socket at `path`.
+    static func isAnswering(_ path: String) -> Bool {
+        guard var addr = try? unixAddress(path) else { return false }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        } == 0
+    }
+}

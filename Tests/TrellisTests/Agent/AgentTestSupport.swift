@@ -1,0 +1,279 @@
+import Foundation
+import InMemoryLogging
+import Logging
+import Testing
+@testable import TrellisAgent
+import TrellisNet
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Fakes and helpers of the agent suites. Nothing here needs root or touches the network
+// configuration of the machine: sockets live in temporary folders, TCP on 127.0.0.1.
+
+/// A logger that keeps its entries in memory (never `LoggingSystem.bootstrap` in tests).
+struct TestLog {
+    let handler: InMemoryLogHandler
+    let logger: Logger
+
+    init(level: Logger.Level = .trace) {
+        var h = InMemoryLogHandler()
+        h.logLevel = level
+        handler = h
+        logger = Logger(label: "test") { _ in h }
+    }
+
+    var entries: [InMemoryLogHandler.Entry] { handler.entries }
+
+    func contains(_ level: Logger.Level, _ text: String) -> Bool {
+        entries.contains { $0.level == level && $0.message.description.contains(text) }
+    }
+
+    func entries(with key: String, _ value: String) -> [InMemoryLogHandler.Entry] {
+        entries.filter { $0.metadata[key]?.description == value }
+    }
+}
+
+/// A temporary folder removed by `remove()`.
+struct TempDir {
+    let path: String
+
+    init(_ tag: String = "agent") {
+        var template = Array("/tmp/trellis-test-\(tag)-XXXXXX".utf8CString)
+        let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        path = String(cString: p!)
+    }
+
+    func file(_ name: String) -> String { path + "/" + name }
+
+    func write(_ name: String, _ text: String) {
+        _ = FileManager.default.createFile(atPath: file(name), contents: Data(text.utf8))
+    }
+
+    func read(_ name: String) -> String? {
+        FileManager.default.contents(atPath: file(name)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+func withTempDir<T>(_ tag: String = "agent", _ body: (TempDir) async throws -> T) async rethrows -> T {
+    let dir = TempDir(tag)
+    defer { dir.remove() }
+    return try await body(dir)
+}
+
+
+struct InjectedFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// A `DatapathProgrammer` that records every call and keeps the resulting state, with
+/// failures injectable per call.
+final class RecordingProgrammer: DatapathProgrammer, @unchecked Sendable {
+    enum Call: Equatable, CustomStringConvertible {
+        case setNodeConfig(IPAddress, Int32, UInt32, DatapathMode, [IPAddress])
+        case attachUnderlay(Int32)
+        case upsertTunnel(IPNetwork, IPAddress), deleteTunnel(IPNetwork)
+        case upsertPeer(IPAddress), deletePeer(IPAddress)
+        case upsertIPCache(IPNetwork, UInt32), deleteIPCache(IPNetwork)
+        case attachEndpoint(Int32), detachEndpoint(Int32)
+        case upsertEndpoint(IPAddress, Int32, UInt32), deleteEndpoint(IPAddress)
+
+        var description: String {
+            switch self {
+            case .setNodeConfig(let a, let b, let c, let d, let r): "setNodeConfig(\(a), \(b), \(c), \(d), \(r))"
+            case .attachUnderlay(let i): "attachUnderlay(\(i))"
+            case .upsertTunnel(let c, let i): "upsertTunnel(\(c), \(i))"
+            case .deleteTunnel(let c): "deleteTunnel(\(c))"
+            case .upsertPeer(let i): "upsertPeer(\(i))"
+            case .deletePeer(let i): "deletePeer(\(i))"
+            case .upsertIPCache(let p, let id): "upsertIPCache(\(p), \(id))"
+            case .deleteIPCache(let p): "deleteIPCache(\(p))"
+            case .attachEndpoint(let i): "attachEndpoint(\(i))"
+            case .detachEndpoint(let i): "detachEndpoint(\(i))"
+            case .upsertEndpoint(let a, let i, let id): "upsertEndpoint(\(a), \(i), \(id))"
+            case .deleteEndpoint(let a): "deleteEndpoint(\(a))"
+            }
+        }
+
+    }
+
+    struct State: Equatable {
+        var tunnels: [IPNetwork: IPAddress] = [:]
+        var peers: Set<IPAddress> = []
+        var ipcache: [IPNetwork: UInt32] = [:]
+        var attached: Set<Int32> = []
+        var endpoints: [IPAddress: EndpointEntry] = [:]
+    }
+
+    private let lock = NSLock()
+    private var _calls: [Call] = []
+    private var _state = State()
+    /// Returns an error to throw for a call, or nil to let it succeed.
+    private var _failure: (@Sendable (Call) -> (any Error)?)?
+    var readFailure: (any Error)?
+
+    init(state: State = State()) { _state = state }
+
+    var calls: [Call] { lock.withLock { _calls } }
+    var state: State { lock.withLock { _state } }
+    func clearCalls() { lock.withLock { _calls = [] } }
+    func failWhen(_ f: (@Sendable (Call) -> (any Error)?)?) { lock.withLock { _failure = f } }
+
+    private func record(_ call: Call, _ apply: (inout State) -> Void) throws {
+        try lock.withLock {
+            _calls.append(call)
+            if let e = _failure?(call) { throw e }
+            apply(&_state)
+        }
+    }
+
+    func setNodeConfig(nodeIP: IPAddress, underlayIfindex: Int32, vni: UInt32, mode: DatapathMode, routers: [IPAddress]) throws {
+        try record(.setNodeConfig(nodeIP, underlayIfindex, vni, mode, routers)) { _ in }
+    }
+    func attachUnderlay(ifindex: Int32) throws { try record(.attachUnderlay(ifindex)) { _ in } }
+    func upsertTunnel(podCIDR: IPNetwork, nodeIP: IPAddress) throws {
+        try record(.upsertTunnel(podCIDR, nodeIP)) { $0.tunnels[podCIDR] = nodeIP }
+    }
+    func deleteTunnel(podCIDR: IPNetwork) throws { try record(.deleteTunnel(podCIDR)) { $0.tunnels[podCIDR] = nil } }
+    func upsertPeer(nodeIP: IPAddress) throws { try record(.upsertPeer(nodeIP)) { $0.peers.insert(nodeIP) } }
+    func deletePeer(nodeIP: IPAddress) throws { try record(.deletePeer(nodeIP)) { $0.peers.remove(nodeIP) } }
+    func upsertIPCache(prefix: IPNetwork, identity: UInt32) throws {
+        try record(.upsertIPCache(prefix, identity)) { $0.ipcache[prefix] = identity }
+    }
+    func deleteIPCache(prefix: IPNetwork) throws { try record(.deleteIPCache(prefix)) { $0.ipcache[prefix] = nil } }
+    func attachEndpoint(hostIfindex: Int32) throws { try record(.attachEndpoint(hostIfindex)) { $0.attached.insert(hostIfindex) } }
+    func detachEndpoint(hostIfindex: Int32) throws { try record(.detachEndpoint(hostIfindex)) { $0.attached.remove(hostIfindex) } }
+    func upsertEndpoint(ip: IPAddress, hostIfindex: Int32, podMAC: MACAddress, hostMAC: MACAddress, identity: UInt32) throws {
+        try record(.upsertEndpoint(ip, hostIfindex, identity)) {
+            $0.endpoints[ip] = EndpointEntry(hostIfindex: hostIfindex, podMAC: podMAC, hostMAC: hostMAC, identity: identity)
+        }
+    }
+    func deleteEndpoint(ip: IPAddress) throws { try record(.deleteEndpoint(ip)) { $0.endpoints[ip] = nil } }
+
+    func programmedEndpoints() throws -> [IPAddress: EndpointEntry] {
+        if let readFailure { throw readFailure }
+        return state.endpoints
+    }
+    func programmedTunnels() throws -> [IPNetwork: IPAddress] {
+        if let readFailure { throw readFailure }
+        return state.tunnels
+    }
+    func programmedPeers() throws -> Set<IPAddress> {
+        if let readFailure { throw readFailure }
+        return state.peers
+    }
+    func programmedIPCache() throws -> [IPNetwork: UInt32] {
+        if let readFailure { throw readFailure }
+        return state.ipcache
+    }
+    func metrics() -> [String: Double] { ["trellis_datapath_test_drops_total": 7] }
+}
+
+/// Devices by index, changeable while a test runs.
+final class FakeLinks: LinkInspector, @unchecked Sendable {
+    private let links = Locked<[Int32: LinkFacts]>([:])
+
+    init(_ initial: [LinkFacts] = []) {
+        for l in initial { add(l) }
+    }
+
+    func add(_ l: LinkFacts) { links.withLock { $0[l.index] = l } }
+    func remove(index: Int32) { links.withLock { $0[index] = nil } }
+
+    func link(named name: String) throws -> LinkFacts? { links.current.values.first { $0.name == name } }
+    func link(index: Int32) throws -> LinkFacts? { links.current[index] }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
+
+// MARK: - Clients
+
+/// Sends `text` (a newline is added unless `raw`) to the unix socket at `path`, returns the
+/// answer line. Blocking; tests call it from a detached task.
+func unixRequest(_ path: String, _ text: String, raw: Bool = false) throws -> String {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw SystemError("socket") }
+    defer { close(fd) }
+    var tv = timeval(tv_sec: 10, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var addr = try HandshakeServer.unixAddress(path)
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard rc == 0 else { throw SystemError("connect \(path)") }
+    try Posix.sendAll(fd, Array((raw ? text : text + "\n").utf8))
+    if raw { shutdown(fd, Int32(SHUT_WR)) }
+    let (data, problem) = readUntil(fd, delimiter: [0x0A], limit: 1 << 20)
+    if let problem { throw InjectedFailure(description: problem) }
+    return String(decoding: data, as: UTF8.self)
+}
+
+func unixRequestAsync(_ path: String, _ text: String, raw: Bool = false) async throws -> String {
+    try await onOwnThread { try unixRequest(path, text, raw: raw) }
+}
+
+/// Runs blocking client code on a thread of its own: blocking the cooperative pool (two
+/// threads on a two-core machine) would starve the very server the client waits for.
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, any Error>) in
+        Thread { cont.resume(with: Result { try body() }) }.start()
+    }
+}
+
+struct HTTPResponse {
+    var status: Int
+    var headers: [String: String]
+    var body: String
+}
+
+/// A plain HTTP/1.1 GET to 127.0.0.1:`port`.
+func httpGet(port: UInt16, _ path: String, method: String = "GET") async throws -> HTTPResponse {
+    try await onOwnThread {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket") }
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        sa.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let rc = withUnsafePointer(to: &sa) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else { throw SystemError("connect 127.0.0.1:\(port)") }
+        try Posix.sendAll(fd, Array("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
+        // Connection: close: read to the end.
+        var data: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &buf, buf.count, 0)
+            if n <= 0 { break }
+            data += buf[0..<n]
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n") else { throw InjectedFailure(description: "no header end in \(text)") }
+        let headLines = text[..<split.lowerBound].components(separatedBy: "\r\n")
+        let status = Int(headLines[0].split(separator: " ")[1])!
+        var headers: [String: String] = [:]
+        for line in headLines.dropFirst() {
+            let kv = line.split(separator: ":", maxSplits: 1)
+            headers[kv[0].lowercased()] = kv[1].trimmingCharacters(in: .whitespaces)
+        }
+        return HTTPResponse(status: status, headers: headers, body: String(text[split.upperBound...]))
+    }
+}
+
+/// The parent of every agent suite, so `swift test --filter AgentSuite` selects them all.
+@Suite("Agent")
+enum AgentSuite {}

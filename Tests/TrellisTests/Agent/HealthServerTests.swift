@@ -1,0 +1,65 @@
+import Testing
+@testable import TrellisAgent
+
+extension AgentSuite {
+    @Suite("Agent health server")
+    struct HealthServerTests {
+        @Test("healthz, readyz 503 then 200, metrics, errors; over TCP on 127.0.0.1 with an ephemeral port")
+        func endpoints() async throws {
+            let board = StatusBoard()
+            let log = TestLog()
+            let server = try HealthServer(address: AgentConfig.ListenAddress("127.0.0.1:0")!, logger: log.logger,
+                                          report: { board.report },
+                                          extraMetrics: { ["trellis_datapath_drops_total": 3, "bad name-1": 1.5] })
+            server.start()
+            do {
+                try await check(server, board)
+            } catch {
+                await server.stop()
+                throw error
+            }
+            await server.stop()
+        }
+
+        func check(_ server: HealthServer, _ board: StatusBoard) async throws {
+            #expect(server.port != 0)
+
+            let healthz = try await httpGet(port: server.port, "/healthz")
+            #expect(healthz.status == 200 && healthz.body == "ok\n")
+            #expect(healthz.headers["content-length"] == "3")
+            #expect(healthz.headers["connection"] == "close")
+
+            board.notReady("waiting for Node a")
+            let notReady = try await httpGet(port: server.port, "/readyz")
+            #expect(notReady.status == 503)
+            #expect(notReady.body == "not ready: waiting for Node a\n")
+            #expect(notReady.headers["content-length"] == "\(notReady.body.utf8.count)")
+
+            board.set(AgentMetrics.endpoints, 4)
+            board.set(AgentMetrics.tunnels, 2)
+            board.markReady()
+            let ready = try await httpGet(port: server.port, "/readyz?verbose")
+            #expect(ready.status == 200 && ready.body == "ready\n")
+
+            let metrics = try await httpGet(port: server.port, "/metrics")
+            #expect(metrics.status == 200)
+            #expect(metrics.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8")
+            #expect(metrics.headers["content-length"] == "\(metrics.body.utf8.count)")
+            let lines = metrics.body.split(separator: "\n").map(String.init)
+            #expect(lines.contains("trellis_agent_ready 1"))
+            #expect(lines.contains("trellis_agent_endpoints 4"))
+            #expect(lines.contains("trellis_agent_tunnels 2"))
+            #expect(lines.contains("# TYPE trellis_agent_endpoints gauge"))
+            #expect(lines.contains("trellis_datapath_drops_total 3"))
+            #expect(lines.contains("# TYPE trellis_datapath_drops_total counter"))
+            #expect(lines.contains("bad_name_1 1.5"))
+
+            let head = try await httpGet(port: server.port, "/healthz", method: "HEAD")
+            #expect(head.status == 200 && head.body.isEmpty && head.headers["content-length"] == "3")
+            let post = try await httpGet(port: server.port, "/healthz", method: "POST")
+            #expect(post.status == 405 && post.headers["allow"] == "GET, HEAD")
+            let missing = try await httpGet(port: server.port, "/nope")
+            #expect(missing.status == 404)
+        }
+    }
+}
