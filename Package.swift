@@ -48,8 +48,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             "CLibbpf",
         ]),
+        // The local multi-node lab behind `trellisctl lab` (network namespaces, real binaries).
+        .target(name: "TrellisLab", dependencies: [
+            "TrellisNetlink", "TrellisNet", "CNetlink",
+            .product(name: "Yams", package: "Yams"),
+        ]),
         .executableTarget(name: "trellisctl", dependencies: [
-            "TrellisCNI",
+            "TrellisCNI", "TrellisLab",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

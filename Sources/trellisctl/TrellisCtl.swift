@@ -9,7 +9,7 @@ struct TrellisCtl: ParsableCommand {
         commandName: "trellisctl",
         abstract: "Operate Trellis: the CNI plugin, the node agent and the local lab.",
         version: TrellisVersion.string,
-        subcommands: [CNI.self])
+        subcommands: [CNI.self, LabCommand.self])
 }
 
 enum TrellisVersion {

@@ -1,0 +1,87 @@
+import Foundation
+
+/// Everything a lab made, recorded before it is made (names, paths) or right after (PIDs),
+/// so that `down` can undo a lab whose `up` died at any point. Stored as `DIR/lab.json`,
+/// replaced atomically.
+public struct LabState: Codable, Sendable {
+    public enum Phase: String, Codable, Sendable {
+        /// `up` is under way or died; `down` is the only way forward.
+        case starting
+        case ready
+    }
+
+    public var version = 1
+    public var labID: String
+    public var stateDir: String
+    public var phase: Phase
+    public var datapath: String
+    public var agents: Bool
+    public var binDir: String
+    public var bpfObjectDir: String?
+    /// Folders above the state directory that `up` had to create (removed by `down` when empty).
+    public var createdParents: [String]
+    public var underlayNetns: String
+    public var nodes: [NodeRecord]
+    public var namespaces: [NamespaceRecord]
+    public var pods: [PodRecord]
+
+    public func node(_ name: String) -> NodeRecord? { nodes.first { $0.name == name } }
+    public func pod(_ namespace: String, _ name: String) -> PodRecord? {
+        pods.first { $0.namespace == namespace && $0.name == name }
+    }
+}
+
+public struct NodeRecord: Codable, Sendable {
+    public var name: String
+    public var index: Int
+    public var netns: String
+    public var nodeIP: String
+    public var podCIDRs: [String]
+    public var agent: ProcessRef?
+}
+
+public struct NamespaceRecord: Codable, Sendable {
+    public var name: String
+    public var labels: [String: String]
+}
+
+public struct PodRecord: Codable, Sendable {
+    public enum Phase: String, Codable, Sendable {
+        /// Recorded before its netns exists; `down` and `delete` finish or undo it.
+        case creating
+        case running
+    }
+    public var namespace: String
+    public var name: String
+    public var uid: String
+    public var node: String
+    public var netns: String
+    public var containerID: String
+    public var labels: [String: String]
+    public var containers: [ContainerSpec]
+    public var ips: [String]
+    public var server: ProcessRef?
+    public var phase: Phase
+
+    public var id: String { "\(namespace)/\(name)" }
+    public var ports: [PortSpec] { containers.flatMap(\.ports) }
+}
+
+extension LabState {
+    static func load(_ layout: LabLayout) throws(LabError) -> LabState? {
+        guard let data = Sys.readFile(layout.stateFile) else { return nil }
+        do {
+            return try JSONDecoder().decode(LabState.self, from: data)
+        } catch {
+            throw LabError("\(layout.stateFile): unreadable lab state (\(error)); `trellisctl lab down --state \(layout.stateDir)` removes the lab")
+        }
+    }
+
+    func save(_ layout: LabLayout) throws(LabError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data: Data
+        do { data = try encoder.encode(self) } catch { throw LabError("encode lab state: \(error)") }
+        try Sys.writeAtomically(data + Data("\n".utf8), to: layout.stateFile, mode: 0o600)
+    }
+}

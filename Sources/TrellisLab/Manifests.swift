@@ -1,0 +1,452 @@
+import Foundation
+import Yams
+
+// The Kubernetes objects the lab understands (Namespace, Pod; `kind: List` of them), read from
+// YAML or JSON, multi-document, and the manifests it writes for the agents (Nodes, Namespaces,
+// Pods with their status).
+
+public enum PortProtocol: String, Codable, Sendable, Hashable {
+    case tcp = "TCP"
+    case udp = "UDP"
+}
+
+public struct PortSpec: Codable, Sendable, Hashable {
+    public var name: String?
+    public var port: Int
+    public var proto: PortProtocol
+    /// `80/TCP`
+    public var label: String { "\(port)/\(proto.rawValue)" }
+}
+
+public struct ContainerSpec: Codable, Sendable {
+    public var name: String
+    public var image: String?
+    public var ports: [PortSpec]
+}
+
+public struct PodSpec: Sendable {
+    public var namespace: String
+    public var name: String
+    public var labels: [String: String]
+    public var nodeName: String
+    public var containers: [ContainerSpec]
+    public var id: String { "\(namespace)/\(name)" }
+}
+
+public struct NamespaceSpec: Sendable {
+    public var name: String
+    public var labels: [String: String]
+}
+
+public struct ManifestSet: Sendable {
+    public var namespaces: [NamespaceSpec] = []
+    public var pods: [PodSpec] = []
+}
+
+/// Every problem found in a file, each naming its object; thrown together.
+struct ManifestErrors: Error {
+    var messages: [String]
+}
+
+// MARK: - A neutral tree over YAML and JSON
+
+indirect enum MValue {
+    case scalar(String)
+    case null
+    case map([(String, MValue)])
+    case list([MValue])
+
+    subscript(key: String) -> MValue? {
+        if case .map(let pairs) = self { return pairs.first { $0.0 == key }?.1 }
+        return nil
+    }
+
+    var string: String? {
+        if case .scalar(let s) = self { return s }
+        return nil
+    }
+
+    var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+
+    var kindName: String {
+        switch self {
+        case .scalar: "a scalar"
+        case .null: "null"
+        case .map: "a mapping"
+        case .list: "a list"
+        }
+    }
+
+    init(yaml node: Node) throws {
+        switch node {
+        case .scalar(let s):
+            self = node.null != nil ? .null : .scalar(s.string)
+        case .mapping(let m):
+            var pairs: [(String, MValue)] = []
+            for (k, v) in m {
+                guard case .scalar(let ks) = k else { throw ManifestErrors(messages: ["a mapping key is not a scalar"]) }
+                pairs.append((ks.string, try MValue(yaml: v)))
+            }
+            self = .map(pairs)
+        case .sequence(let s):
+            self = .list(try s.map { try MValue(yaml: $0) })
+        case .alias:
+            throw ManifestErrors(messages: ["YAML aliases are not supported"])
+        }
+    }
+
+    init(json: Any) {
+        switch json {
+        case let d as [String: Any]:
+            self = .map(d.sorted { $0.key < $1.key }.map { ($0.key, MValue(json: $0.value)) })
+        case let a as [Any]:
+            self = .list(a.map { MValue(json: $0) })
+        case is NSNull:
+            self = .null
+        case let n as NSNumber:
+            self = .scalar(n.stringValue)
+        case let s as String:
+            self = .scalar(s)
+        default:
+            self = .scalar("\(json)")
+        }
+    }
+}
+
+// MARK: - Reading
+
+enum ManifestReader {
+    /// Parses a file's text: JSON when it starts with `{` or `[`, YAML (multi-document) otherwise.
+    static func parse(_ text: String, source: String) throws(ManifestErrors) -> ManifestSet {
+        var documents: [MValue] = []
+        let trimmed = text.drop { $0.isWhitespace }
+        do {
+            if trimmed.first == "{" || trimmed.first == "[" {
+                let json = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
+                if let array = json as? [Any] {
+                    documents = array.map { MValue(json: $0) }
+                } else {
+                    documents = [MValue(json: json)]
+                }
+            } else {
+                var sequence = try Yams.compose_all(yaml: text)
+                while let node = sequence.next() { documents.append(try MValue(yaml: node)) }
+                if let error = sequence.error { throw error }
+            }
+        } catch let e as ManifestErrors {
+            throw ManifestErrors(messages: e.messages.map { "\(source): \($0)" })
+        } catch let e as YamlError {
+            throw ManifestErrors(messages: ["\(source): not valid YAML: \(e)"])
+        } catch {
+            throw ManifestErrors(messages: ["\(source): not valid JSON: \(error.localizedDescription)"])
+        }
+
+        var set = ManifestSet()
+        var errors: [String] = []
+        for (i, doc) in documents.enumerated() {
+            collect(doc, where: "\(source): document \(i + 1)", into: &set, errors: &errors)
+        }
+        // The same object twice in one file is a mistake worth naming.
+        var seen = Set<String>()
+        for p in set.pods where !seen.insert("pod " + p.id).inserted {
+            errors.append("pod \(p.id): declared more than once in \(source)")
+        }
+        var seenNS = Set<String>()
+        for n in set.namespaces where !seenNS.insert(n.name).inserted {
+            errors.append("namespace \(n.name): declared more than once in \(source)")
+        }
+        if !errors.isEmpty { throw ManifestErrors(messages: errors) }
+        return set
+    }
+
+    private static func collect(_ doc: MValue, where place: String, into set: inout ManifestSet, errors: inout [String]) {
+        if doc.isNull { return }   // an empty document (`---` at the end)
+        guard case .map = doc else {
+            errors.append("\(place): expected an object, found \(doc.kindName)")
+            return
+        }
+        let kind = doc["kind"]?.string ?? ""
+        switch kind {
+        case "List", "PodList", "NamespaceList":
+            guard let items = doc["items"] else { return }
+            guard case .list(let list) = items else {
+                errors.append("\(place): items must be a list")
+                return
+            }
+            for (j, item) in list.enumerated() {
+                collect(item, where: "\(place) items[\(j)]", into: &set, errors: &errors)
+            }
+        case "Namespace":
+            if let ns = namespace(doc, where: place, errors: &errors) { set.namespaces.append(ns) }
+        case "Pod":
+            if let pod = pod(doc, where: place, errors: &errors) { set.pods.append(pod) }
+        case "":
+            errors.append("\(place): kind is required")
+        default:
+            let name = doc["metadata"]?["name"]?.string.map { " \($0)" } ?? ""
+            errors.append("\(place) (\(kind)\(name)): kind \(kind) is not supported by the lab (Namespace, Pod, List)")
+        }
+    }
+
+    private static func checkAPIVersion(_ doc: MValue, object: String, errors: inout [String]) {
+        if let v = doc["apiVersion"]?.string, v != "v1" {
+            errors.append("\(object): apiVersion \"\(v)\" is not v1")
+        }
+    }
+
+    private static func labels(_ doc: MValue, object: String, errors: inout [String]) -> [String: String] {
+        guard let l = doc["metadata"]?["labels"], !l.isNull else { return [:] }
+        guard case .map(let pairs) = l else {
+            errors.append("\(object): metadata.labels must be a mapping")
+            return [:]
+        }
+        var out: [String: String] = [:]
+        for (k, v) in pairs {
+            guard let s = v.string else {
+                errors.append("\(object): metadata.labels.\(k) must be a string, found \(v.kindName)")
+                continue
+            }
+            if let problem = Names.labelKeyProblem(k) {
+                errors.append("\(object): label key \"\(k)\" \(problem)")
+            } else if let problem = Names.labelValueProblem(s) {
+                errors.append("\(object): label \(k) value \"\(s)\" \(problem)")
+            }
+            out[k] = s
+        }
+        return out
+    }
+
+    private static func namespace(_ doc: MValue, where place: String, errors: inout [String]) -> NamespaceSpec? {
+        guard let name = doc["metadata"]?["name"]?.string, !name.isEmpty else {
+            errors.append("\(place) (Namespace): metadata.name is required")
+            return nil
+        }
+        let object = "namespace \(name)"
+        let before = errors.count
+        if let problem = Names.dnsLabelProblem(name) { errors.append("\(object): metadata.name \(problem)") }
+        checkAPIVersion(doc, object: object, errors: &errors)
+        let l = labels(doc, object: object, errors: &errors)
+        return errors.count == before ? NamespaceSpec(name: name, labels: l) : nil
+    }
+
+    private static func pod(_ doc: MValue, where place: String, errors: inout [String]) -> PodSpec? {
+        guard let name = doc["metadata"]?["name"]?.string, !name.isEmpty else {
+            errors.append("\(place) (Pod): metadata.name is required")
+            return nil
+        }
+        let namespace = doc["metadata"]?["namespace"]?.string ?? "default"
+        let object = "pod \(namespace)/\(name)"
+        let before = errors.count
+        if let problem = Names.dnsSubdomainProblem(name) { errors.append("\(object): metadata.name \(problem)") }
+        if let problem = Names.dnsLabelProblem(namespace) { errors.append("\(object): metadata.namespace \(problem)") }
+        checkAPIVersion(doc, object: object, errors: &errors)
+        let l = labels(doc, object: object, errors: &errors)
+        let spec = doc["spec"]
+        let nodeName = spec?["nodeName"]?.string ?? ""
+        if nodeName.isEmpty { errors.append("\(object): spec.nodeName is required (the lab node to run on)") }
+
+        var containers: [ContainerSpec] = []
+        var seenPorts: [String: String] = [:]   // "80/TCP" -> where
+        var seenNames = Set<String>()
+        if let cs = spec?["containers"], !cs.isNull {
+            guard case .list(let list) = cs else {
+                errors.append("\(object): spec.containers must be a list")
+                return nil
+            }
+            for (ci, c) in list.enumerated() {
+                let cname = c["name"]?.string ?? "c\(ci)"
+                var ports: [PortSpec] = []
+                if let ps = c["ports"], !ps.isNull {
+                    guard case .list(let plist) = ps else {
+                        errors.append("\(object): spec.containers[\(ci)].ports must be a list")
+                        continue
+                    }
+                    for (pi, p) in plist.enumerated() {
+                        let field = "spec.containers[\(ci)].ports[\(pi)]"
+                        guard let raw = p["containerPort"]?.string else {
+                            errors.append("\(object): \(field).containerPort is required")
+                            continue
+                        }
+                        guard let port = Int(raw), (1...65535).contains(port) else {
+                            errors.append("\(object): \(field).containerPort \"\(raw)\" is not a port number (1-65535)")
+                            continue
+                        }
+                        let protoText = (p["protocol"]?.string ?? "TCP").uppercased()
+                        guard let proto = PortProtocol(rawValue: protoText) else {
+                            errors.append("\(object): \(field).protocol \"\(p["protocol"]?.string ?? "")\" is not supported by the lab (TCP or UDP)")
+                            continue
+                        }
+                        let pname = p["name"]?.string
+                        if let pname {
+                            if let problem = Names.portNameProblem(pname) {
+                                errors.append("\(object): \(field).name \"\(pname)\" \(problem)")
+                            } else if !seenNames.insert(pname).inserted {
+                                errors.append("\(object): \(field).name \"\(pname)\" is used twice")
+                            }
+                        }
+                        let spec = PortSpec(name: pname, port: port, proto: proto)
+                        if let other = seenPorts[spec.label] {
+                            errors.append("\(object): \(field): \(spec.label) is already declared by \(other)")
+                        } else {
+                            seenPorts[spec.label] = field
+                        }
+                        ports.append(spec)
+                    }
+                }
+                containers.append(ContainerSpec(name: cname, image: c["image"]?.string, ports: ports))
+            }
+        }
+        guard errors.count == before else { return nil }
+        return PodSpec(namespace: namespace, name: name, labels: l, nodeName: nodeName, containers: containers)
+    }
+}
+
+/// Kubernetes' naming rules, worded as "metadata.name " + reason.
+enum Names {
+    static func dnsLabelProblem(_ s: String) -> String? {
+        if s.count > 63 { return "\"\(s)\" is longer than 63 characters" }
+        if !s.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" })
+            || s.first == "-" || s.last == "-" || s.isEmpty {
+            return "\"\(s)\" must consist of lower-case letters, digits and '-', starting and ending with a letter or digit"
+        }
+        return nil
+    }
+
+    static func dnsSubdomainProblem(_ s: String) -> String? {
+        if s.count > 253 { return "\"\(s)\" is longer than 253 characters" }
+        for part in s.split(separator: ".", omittingEmptySubsequences: false) {
+            if dnsLabelProblem(String(part)) != nil {
+                return "\"\(s)\" must consist of lower-case letters, digits, '-' and '.', each part starting and ending with a letter or digit"
+            }
+        }
+        return nil
+    }
+
+    static func portNameProblem(_ s: String) -> String? {
+        if s.isEmpty || s.count > 15 { return "must be 1-15 characters" }
+        if !s.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" })
+            || !s.contains(where: { ("a"..."z").contains($0) }) || s.first == "-" || s.last == "-" || s.contains("--") {
+            return "must be lower-case letters, digits and single '-', with at least one letter (IANA service name)"
+        }
+        return nil
+    }
+
+    private static func isLabelChar(_ c: Character) -> Bool {
+        c.isASCII && (c.isLetter || c.isNumber || c == "-" || c == "_" || c == ".")
+    }
+
+    static func labelValueProblem(_ s: String) -> String? {
+        if s.isEmpty { return nil }
+        if s.count > 63 { return "is longer than 63 characters" }
+        if !s.allSatisfy(isLabelChar) || !(s.first!.isLetter || s.first!.isNumber) || !(s.last!.isLetter || s.last!.isNumber) {
+            return "must be letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+        }
+        return nil
+    }
+
+    static func labelKeyProblem(_ k: String) -> String? {
+        let parts = k.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let name = parts.last, !name.isEmpty else { return "is not [prefix/]name" }
+        if parts.count == 2, dnsSubdomainProblem(String(parts[0])) != nil { return "has an invalid prefix" }
+        return labelValueProblem(String(name)).map { "name part " + $0 }
+    }
+}
+
+// MARK: - Writing the agents' manifests
+
+enum ManifestWriter {
+    static func s(_ text: String) -> Node { .scalar(text.represented()) }
+    static func n(_ value: Int) -> Node { Node(String(value)) }
+    static func map(_ pairs: [(String, Node)]) -> Node { .mapping(Node.Mapping(pairs.map { (s($0.0), $0.1) })) }
+    static func list(_ items: [Node]) -> Node { .sequence(Node.Sequence(items)) }
+    static func labels(_ l: [String: String]) -> Node { map(l.sorted { $0.key < $1.key }.map { ($0.key, s($0.value)) }) }
+
+    /// A `v1` `List` document with a comment header: always one valid document, also when empty.
+    static func document(_ items: [Node], header: String) throws(LabError) -> String {
+        let root = map([("apiVersion", s("v1")), ("kind", s("List")), ("items", list(items))])
+        do {
+            return "# \(header)\n" + (try Yams.serialize(node: root, width: -1))
+        } catch {
+            throw LabError("write YAML: \(error)")
+        }
+    }
+
+    static func node(_ n: NodeRecord) -> Node {
+        map([
+            ("apiVersion", s("v1")), ("kind", s("Node")),
+            ("metadata", map([
+                ("name", s(n.name)),
+                ("labels", labels(["kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux"])),
+            ])),
+            ("spec", map([
+                ("podCIDR", s(n.podCIDRs[0])),
+                ("podCIDRs", list(n.podCIDRs.map(s))),
+            ])),
+            ("status", map([
+                ("addresses", list([
+                    map([("type", s("InternalIP")), ("address", s(n.nodeIP))]),
+                    map([("type", s("Hostname")), ("address", s(n.name))]),
+                ])),
+            ])),
+        ])
+    }
+
+    static func namespace(_ ns: NamespaceRecord) -> Node {
+        var l = ns.labels
+        l["kubernetes.io/metadata.name"] = ns.name
+        return map([
+            ("apiVersion", s("v1")), ("kind", s("Namespace")),
+            ("metadata", map([("name", s(ns.name)), ("labels", labels(l))])),
+        ])
+    }
+
+    static func pod(_ p: PodRecord, hostIP: String) -> Node {
+        let containers = p.containers.map { c -> Node in
+            var pairs: [(String, Node)] = [("name", s(c.name))]
+            if let image = c.image { pairs.append(("image", s(image))) }
+            if !c.ports.isEmpty {
+                pairs.append(("ports", list(c.ports.map { port -> Node in
+                    var pp: [(String, Node)] = []
+                    if let name = port.name { pp.append(("name", s(name))) }
+                    pp.append(("containerPort", n(port.port)))
+                    pp.append(("protocol", s(port.proto.rawValue)))
+                    return map(pp)
+                })))
+            }
+            return map(pairs)
+        }
+        var status: [(String, Node)] = [
+            ("phase", s(p.phase == .running ? "Running" : "Pending")),
+            ("hostIP", s(hostIP)),
+            ("hostIPs", list([map([("ip", s(hostIP))])])),
+        ]
+        if let first = p.ips.first {
+            status.append(("podIP", s(first)))
+            status.append(("podIPs", list(p.ips.map { map([("ip", s($0))]) })))
+        }
+        return map([
+            ("apiVersion", s("v1")), ("kind", s("Pod")),
+            ("metadata", map([
+                ("name", s(p.name)), ("namespace", s(p.namespace)), ("uid", s(p.uid)),
+                ("labels", labels(p.labels)),
+            ])),
+            ("spec", map([("nodeName", s(p.node)), ("containers", list(containers))])),
+            ("status", map(status)),
+        ])
+    }
+
+    /// Writes nodes.yaml, namespaces.yaml and pods.yaml (each atomically). Pods are listed once
+    /// they have addresses: an agent never sees a pod without its IPs.
+    static func writeAll(_ state: LabState, layout: LabLayout) throws(LabError) {
+        let header = "Written by `trellisctl lab` for the lab in \(state.stateDir); rewritten on every change."
+        try Sys.writeAtomically(try document(state.nodes.map(node), header: header), to: layout.nodesManifest)
+        try Sys.writeAtomically(try document(state.namespaces.map(namespace), header: header), to: layout.namespacesManifest)
+        let pods = state.pods.filter { $0.phase == .running && !$0.ips.isEmpty }.map { p in
+            pod(p, hostIP: state.node(p.node)?.nodeIP ?? "")
+        }
+        try Sys.writeAtomically(try document(pods, header: header), to: layout.podsManifest)
+    }
+}
