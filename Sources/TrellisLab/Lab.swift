@@ -917,53 +917,60 @@ public final class Lab {
                            ok: outcome.ok)
     }
 
-    /// Every ordered pair of distinct pods, on `ports` (all ports any pod declares when empty).
+    /// Every ordered pair of distinct pods: on `ports` when given, otherwise on the ports each
+    /// destination declares (a cell then lists the destination's own ports, in its column's order).
     public func matrix(ports portTexts: [String], timeout: Double, ipv6: Bool = false) throws -> String {
         try Self.requireRoot()
         let state = try loadForReading()
         let pods = state.pods.filter { $0.phase == .running }.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
         guard !pods.isEmpty else { throw LabError("no pods in the lab (`trellisctl lab apply -f FILE` adds some)", exitCode: 2) }
-        var ports: [(UInt16, PortProtocol)] = []
-        if portTexts.isEmpty {
+        var given: [(UInt16, PortProtocol)] = []
+        for t in portTexts { given.append(try Self.parsePort(t, destination: nil)) }
+        func ports(of pod: PodRecord) -> [(UInt16, PortProtocol)] {
+            if !given.isEmpty { return given }
             var seen = Set<PortSpec>()
-            for p in pods.flatMap(\.ports) {
-                let key = PortSpec(name: nil, port: p.port, proto: p.proto)
-                if seen.insert(key).inserted { ports.append((UInt16(p.port), p.proto)) }
+            return pod.ports.compactMap { p in
+                seen.insert(PortSpec(name: nil, port: p.port, proto: p.proto)).inserted ? (UInt16(p.port), p.proto) : nil
             }
-            guard !ports.isEmpty else { throw LabError("no pod declares a port; name some: --matrix 80/TCP 53/UDP", exitCode: 2) }
-        } else {
-            for t in portTexts { ports.append(try Self.parsePort(t, destination: nil)) }
+        }
+        guard pods.contains(where: { !ports(of: $0).isEmpty }) else {
+            throw LabError("no pod declares a port; name some: --matrix 80/TCP 53/UDP", exitCode: 2)
         }
         var requests: [ProbeRequest] = []
-        var cells: [[Int?]] = []   // per (src, dst): first request index, or nil for self
+        var cells: [[Range<Int>?]] = []   // per (src, dst): its requests, or nil for self
         for s in pods {
-            var row: [Int?] = []
+            var row: [Range<Int>?] = []
             for d in pods {
                 if s.id == d.id { row.append(nil); continue }
-                row.append(requests.count)
+                let first = requests.count
                 let ip = try Self.destination(d, ipv6: ipv6)
-                for (port, proto) in ports {
+                for (port, proto) in ports(of: d) {
                     requests.append(ProbeRequest(sourceNetns: s.netns, address: SocketAddress(ip: ip, port: port),
                                                  proto: proto, expected: d.id))
                 }
+                row.append(first..<requests.count)
             }
             cells.append(row)
         }
         let outcomes = try Prober.run(requests, timeout: timeout)
-        let portLabels = ports.map { "\($0.0)/\($0.1.rawValue)" }
-        var table: [[String]] = [["FROM \\ TO"] + pods.map(\.id)]
+        func label(_ d: PodRecord) -> String {
+            let p = ports(of: d).map { "\($0.0)/\($0.1.rawValue)" }
+            return given.isEmpty && !p.isEmpty ? "\(d.id) \(p.joined(separator: ","))" : d.id
+        }
+        var table: [[String]] = [["FROM \\ TO"] + pods.map(label)]
         for (i, s) in pods.enumerated() {
             var row = [s.id]
             for j in pods.indices {
-                if let first = cells[i][j] {
-                    row.append((0..<ports.count).map { outcomes[first + $0].ok ? "ok" : "--" }.joined(separator: " "))
+                if let range = cells[i][j] {
+                    row.append(range.isEmpty ? "(no ports)" : range.map { outcomes[$0].ok ? "ok" : "--" }.joined(separator: " "))
                 } else {
                     row.append("self")
                 }
             }
             table.append(row)
         }
-        let header = "\(portLabels.joined(separator: " ")) per cell (ok: connected and answered; --: refused, blocked or unreachable; timeout \(Prober.secondsText(timeout)) s)"
+        let what = given.isEmpty ? "each destination's declared ports (in its column)" : given.map { "\($0.0)/\($0.1.rawValue)" }.joined(separator: " ")
+        let header = "per cell: \(what); ok: connected and answered, --: refused, blocked or unreachable (timeout \(Prober.secondsText(timeout)) s)"
         return header + "\n" + Self.render(table)
     }
 

@@ -117,6 +117,13 @@ struct LabTests {
             #expect(rows.contains("default/web-2 ok ok self -- --"), "\(matrix.stdout)")
             #expect(rows.contains("shop/db -- -- -- -- self"), "\(matrix.stdout)")
 
+            // Without ports, each cell probes the destination's own declared ports (its column
+            // header lists them), so no cell reports a port its pod does not serve.
+            let own = lab.ctl("lab", "probe", "--matrix", "--timeout", "0.5")
+            let ownRows = own.stdout.split(separator: "\n").map(String.init)
+            #expect(ownRows.contains { $0.hasPrefix("FROM \\ TO") && $0.contains("default/web-1 80/TCP,53/UDP") }, "\(own.stdout)")
+            #expect(ownRows.contains { $0.hasPrefix("default/web-1") && $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().joined(separator: " ").hasPrefix("self ok ok") }, "\(own.stdout)")
+
             // status -o json: the contract's keys.
             let status = try #require(lab.status())
             let nodeList = try #require(status["nodes"] as? [[String: Any]])
