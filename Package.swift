@@ -50,7 +50,7 @@ let package = Package(
         ]),
         // The local multi-node lab behind `trellisctl lab` (network namespaces, real binaries).
         .target(name: "TrellisLab", dependencies: [
-            "TrellisNetlink", "TrellisNet", "CNetlink",
+            "TrellisNetlink", "TrellisNet", "TrellisJSON", "CNetlink",
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "trellisctl", dependencies: [

@@ -1,4 +1,5 @@
 import Foundation
+import TrellisJSON
 import TrellisNet
 import TrellisNetlink
 import Yams
@@ -272,20 +273,8 @@ public final class Lab {
         """
     }
 
-    static func json(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
+    /// `s` as a JSON string literal (quoted and escaped).
+    static func json(_ s: String) -> String { JSONValue.string(s).serialized }
 
     /// `trellis-agent --config DIR/nodes/NAME/agent.yaml` inside the node's namespace, in a
     /// session of its own, stdout and stderr appended to its log; the environment is ours.
