@@ -84,6 +84,14 @@ struct LabE2E {
         let tooBig = Self.run("/usr/bin/ip", ["netns", "exec", src, "ping", "-M", "do", "-s", "\(1450 - 27)", "-c", "1", "-W", "2", dstIP])
         #expect(tooBig.code != 0, "a packet over the pod MTU must not pass with DF set")
 
+        // Leaving the cluster is masqueraded to the node IP: node-2 has no route back to
+        // node-1's pod CIDR, so its answer to a pod on node-1 arrives only if the pod's packet
+        // left with node-1's address as its source.
+        let nodes = try #require(status["nodes"] as? [[String: Any]])
+        let node2IP = try #require(nodes.first { $0["name"] as? String == "node-2" }?["nodeIP"] as? String)
+        let outside = Self.run("/usr/bin/ip", ["netns", "exec", src, "ping", "-c", "2", "-W", "2", node2IP])
+        #expect(outside.code == 0, "pod on node-1 -> node-2's underlay address \(node2IP) (masquerade): \(outside)")
+
         // The underlay carries Geneve (decoded by tcpdump: "Geneve ... vni 0x1").
         let underlay = try #require(status["underlay"] as? [String: Any])
         let ulNS = try #require(underlay["netns"] as? String)
