@@ -158,8 +158,14 @@ struct LabE2E {
         p.standardOutput = FileHandle(forWritingAtPath: out.path + ".out")
         p.standardError = FileHandle(forWritingAtPath: out.path + ".err")
         p.standardInput = FileHandle.nullDevice
+        do {
+            try p.run()
+        } catch {
+            try? FileManager.default.removeItem(atPath: out.path + ".out")
+            try? FileManager.default.removeItem(atPath: out.path + ".err")
+            throw error
+        }
         outputs[ObjectIdentifier(p)] = out.path
-        try p.run()
         return p
     }
 
