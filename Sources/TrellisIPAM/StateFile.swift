@@ -70,7 +70,9 @@ struct StateFiles {
         }
         defer { close(fd) }
         var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        // Small chunks: the plugin reads this for every pod, and each zeroed page of a large
+        // buffer would count in its peak memory; the file is a few KiB.
+        var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 {

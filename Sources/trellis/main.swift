@@ -9,7 +9,9 @@ import TrellisPlugin
 
 func readAll(_ fd: Int32) -> [UInt8] {
     var out: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65536)
+    // 4 KiB at a time: a config is a few hundred bytes, and every zeroed page of a bigger
+    // buffer is resident memory of a process started for each pod.
+    var buf = [UInt8](repeating: 0, count: 4096)
     while true {
         let n = read(fd, &buf, buf.count)
         if n > 0 { out += buf[0..<n]; continue }
