@@ -6,7 +6,7 @@ packages=(
   pkg-config libnl-3-dev libnl-route-3-dev libbpf-dev libelf-dev zlib1g-dev libzstd-dev  # build
   iproute2 iputils-ping netcat-openbsd iptables nftables tcpdump                          # tests, lab
   containernetworking-plugins                                                             # reference plugins, chaining
-  time iperf3                                                                             # benchmarks
+  time iperf3 ethtool                                                                     # benchmarks, tests
 )
 missing=()
 for p in "${packages[@]}"; do

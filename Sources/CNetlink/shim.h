@@ -33,3 +33,26 @@ static const int TRELLIS_CLONE_NEWNET = CLONE_NEWNET;
 // One malloc arena for the whole process (see NetworkNamespace.useSingleMallocArena).
 #include <malloc.h>
 static inline void trellis_single_malloc_arena(void) { mallopt(M_ARENA_MAX, 1); }
+
+// ethtool's GRO switch (SIOCETHTOOL, ETHTOOL_SGRO): not a netlink operation in libnl-3.
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+static inline int trellis_set_gro(const char *ifname, int on) {
+    struct ethtool_value value = { .cmd = ETHTOOL_SGRO, .data = on ? 1 : 0 };
+    /* struct ifreq's layout (name, then the union whose first member we use), spelled out:
+     * Swift's Glibc module and <linux/if.h> each define struct ifreq, and the two clash. */
+    struct { char name[IFNAMSIZ]; void *data; char pad[24 - sizeof(void *)]; } req;
+    int fd, rc;
+    memset(&req, 0, sizeof(req));
+    strncpy(req.name, ifname, IFNAMSIZ - 1);
+    req.data = &value;
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    rc = ioctl(fd, SIOCETHTOOL, &req) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}

@@ -209,6 +209,9 @@ private func addCheckDel(_ mode: Mode) throws {
             let hostVeth = try #require(try nl.link(named: hostVethName), "no host veth \(hostVethName)")
             #expect(hostVeth.kind == "veth")
             #expect(hostVeth.isUp)
+            // GRO on the host veth (its receive path on NAPI: the same-node speed-up).
+            let features = lab.exec(lab.node, ["ethtool", "-k", hostVethName])
+            #expect(features.stdout.contains("generic-receive-offload: on"), "\(features)")
             #expect(hostVeth.mtu == 1400)
             #expect(hostVeth.mac?.description == interfaces[0]["mac"] as? String)
             switch mode {
