@@ -26,6 +26,9 @@ let package = Package(
         .target(name: "TrellisJSON"),
         .target(name: "TrellisCNI", dependencies: ["TrellisNet", "TrellisJSON"]),
         .target(name: "TrellisIPAM", dependencies: ["TrellisNet", "TrellisJSON"]),
+        // NetworkPolicy: model, parser, reference evaluator, identities and the compiler to
+        // datapath map entries. Pure logic, no syscalls.
+        .target(name: "TrellisPolicy", dependencies: ["TrellisNet"]),
         .target(name: "TrellisNetlink", dependencies: ["CNetlink", "TrellisNet"]),
         .target(name: "TrellisPlugin",
                 dependencies: ["TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisNet"]),
@@ -60,7 +63,7 @@ let package = Package(
 
         .testTarget(name: "TrellisTests", dependencies: [
             "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisPlugin",
-            "TrellisDatapath",
+            "TrellisDatapath", "TrellisPolicy",
             "TrellisAgent", .product(name: "Logging", package: "swift-log"),
             .product(name: "InMemoryLogging", package: "swift-log"),
         ]),

@@ -1,0 +1,425 @@
+import TrellisNet
+
+/// One problem with one field, named by its path in the object (`spec.ingress[0].ports[1].endPort`).
+public struct FieldProblem: Sendable, Hashable, CustomStringConvertible {
+    public var path: String
+    public var message: String
+    public init(_ path: String, _ message: String) {
+        self.path = path
+        self.message = message
+    }
+    public var description: String { path.isEmpty ? message : "\(path) \(message)" }
+}
+
+/// A NetworkPolicy (or other object) that does not validate; every problem found is listed.
+///
+/// `description`: `policy x/deny: spec.ingress[0].ports[1].endPort 79 < port 80`, problems
+/// separated by "; ".
+public struct PolicyParseError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// "NetworkPolicy", "Pod", "Namespace", "Node".
+    public var kind: String
+    /// `namespace/name` (or just the name, or "(unnamed)").
+    public var object: String
+    public var problems: [FieldProblem]
+
+    public var description: String {
+        let what = kind == "NetworkPolicy" ? "policy" : kind.lowercased()
+        return "\(what) \(object): " + problems.map(\.description).joined(separator: "; ")
+    }
+}
+
+// MARK: - NetworkPolicy
+
+extension NetworkPolicy {
+    /// Reads and validates a NetworkPolicy object (`apiVersion`, `kind`, `metadata`, `spec`) as
+    /// `kubectl apply` would accept it, with the API server's validation rules:
+    ///
+    /// - a peer gives `podSelector` and/or `namespaceSelector`, or `ipBlock` alone;
+    /// - `ipBlock.cidr` is a CIDR (host bits are cleared), each `except` lies strictly inside it;
+    /// - a port's `protocol` is TCP (default), UDP or SCTP; `port` an integer 1-65535 or a port
+    ///   name (IANA service name syntax); `endPort` only with a numeric `port`, and >= it;
+    /// - selector operators In/NotIn need values, Exists/DoesNotExist take none;
+    /// - `policyTypes` entries are Ingress or Egress; unknown fields are errors (so a typo does
+    ///   not silently widen a peer).
+    ///
+    /// `metadata.namespace` defaults to `defaultNamespace`.
+    public init(parsing value: PolicyValue, defaultNamespace: String = "default") throws(PolicyParseError) {
+        var p = TreeParser()
+        let (namespace, name, _) = p.metadata(value, kind: "NetworkPolicy", apiVersion: "networking.k8s.io/v1",
+                                              defaultNamespace: defaultNamespace)
+        var policy = NetworkPolicy(namespace: namespace, name: name)
+        if let spec = p.object(value["spec"], "spec", allowed: ["podSelector", "policyTypes", "ingress", "egress"]) {
+            if let sel = p.selector(spec["podSelector"], "spec.podSelector") { policy.podSelector = sel }
+            if let types = p.array(spec["policyTypes"], "spec.policyTypes") {
+                var out: [PolicyDirection] = []
+                for (i, t) in types.enumerated() {
+                    let path = "spec.policyTypes[\(i)]"
+                    guard let s = p.string(t, path) else { continue }
+                    if let d = PolicyDirection(rawValue: s) { if !out.contains(d) { out.append(d) } }
+                    else { p.fail(path, "\"\(s)\" is not Ingress or Egress") }
+                }
+                if types.count > 2 { p.fail("spec.policyTypes", "may not list more than two types") }
+                policy.policyTypes = out
+            }
+            for direction in PolicyDirection.allCases {
+                let field = direction == .ingress ? "ingress" : "egress"
+                let peersField = direction == .ingress ? "from" : "to"
+                guard let rules = p.array(spec[field], "spec.\(field)") else { continue }
+                var out: [PolicyRule] = []
+                for (i, r) in rules.enumerated() {
+                    let path = "spec.\(field)[\(i)]"
+                    guard p.object(r, path, allowed: [peersField, "ports"]) != nil else { continue }
+                    var rule = PolicyRule()
+                    for (j, peer) in (p.array(r[peersField], "\(path).\(peersField)") ?? []).enumerated() {
+                        if let v = p.peer(peer, "\(path).\(peersField)[\(j)]") { rule.peers.append(v) }
+                    }
+                    for (j, port) in (p.array(r["ports"], "\(path).ports") ?? []).enumerated() {
+                        if let v = p.port(port, "\(path).ports[\(j)]") { rule.ports.append(v) }
+                    }
+                    out.append(rule)
+                }
+                if direction == .ingress { policy.ingress = out } else { policy.egress = out }
+            }
+        }
+        if !p.problems.isEmpty {
+            throw PolicyParseError(kind: "NetworkPolicy", object: "\(namespace)/\(name.isEmpty ? "(unnamed)" : name)",
+                                   problems: p.problems)
+        }
+        self = policy
+    }
+}
+
+// MARK: - Pods, namespaces, nodes (for offline tools: `trellisctl policy explain -f`)
+
+extension PodInfo {
+    /// Reads a Pod: labels, `spec.nodeName`, the containers' named ports, `status.podIPs`
+    /// (or `status.podIP`). A host-network pod is read too; callers leave it out.
+    public init(parsing value: PolicyValue, defaultNamespace: String = "default") throws(PolicyParseError) {
+        var p = TreeParser()
+        let (namespace, name, labels) = p.metadata(value, kind: "Pod", apiVersion: "v1", defaultNamespace: defaultNamespace)
+        self.init(namespace: namespace, name: name, labels: labels)
+        if let spec = p.object(value["spec"], "spec", allowed: nil) {
+            node = p.string(spec["nodeName"], "spec.nodeName")
+            var ports: [NamedPort] = []
+            for (i, c) in (p.array(spec["containers"], "spec.containers") ?? []).enumerated() {
+                let cpath = "spec.containers[\(i)]"
+                guard p.object(c, cpath, allowed: nil) != nil else { continue }
+                for (j, port) in (p.array(c["ports"], "\(cpath).ports") ?? []).enumerated() {
+                    let path = "\(cpath).ports[\(j)]"
+                    guard p.object(port, path, allowed: nil) != nil else { continue }
+                    let number = p.portNumber(port["containerPort"], "\(path).containerPort")
+                    var proto = Proto.tcp
+                    if let s = p.string(port["protocol"], "\(path).protocol") {
+                        if let v = Proto(name: s) { proto = v } else { p.fail("\(path).protocol", "\"\(s)\" is not TCP, UDP or SCTP") }
+                    }
+                    if let name = p.string(port["name"], "\(path).name"), let number {
+                        if let problem = K8sSyntax.portNameProblem(name) { p.fail("\(path).name", problem) }
+                        else { ports.append(NamedPort(name, number, proto)) }
+                    }
+                }
+            }
+            namedPorts = ports.sorted()
+        }
+        if let status = p.object(value["status"], "status", allowed: nil) {
+            for (i, entry) in (p.array(status["podIPs"], "status.podIPs") ?? []).enumerated() {
+                if p.object(entry, "status.podIPs[\(i)]", allowed: nil) != nil,
+                   let ip = p.address(entry["ip"], "status.podIPs[\(i)].ip") { ips.append(ip) }
+            }
+            if ips.isEmpty, let ip = p.address(status["podIP"], "status.podIP") { ips = [ip] }
+        }
+        if !p.problems.isEmpty {
+            throw PolicyParseError(kind: "Pod", object: "\(namespace)/\(name)", problems: p.problems)
+        }
+    }
+}
+
+extension NamespaceInfo {
+    public init(parsing value: PolicyValue) throws(PolicyParseError) {
+        var p = TreeParser()
+        let (_, name, labels) = p.metadata(value, kind: "Namespace", apiVersion: "v1", defaultNamespace: nil)
+        self.init(name: name, labels: labels)
+        if !p.problems.isEmpty { throw PolicyParseError(kind: "Namespace", object: name, problems: p.problems) }
+    }
+}
+
+extension NodeInfo {
+    /// Reads a Node's `status.addresses` of type InternalIP.
+    public init(parsing value: PolicyValue) throws(PolicyParseError) {
+        var p = TreeParser()
+        let (_, name, _) = p.metadata(value, kind: "Node", apiVersion: "v1", defaultNamespace: nil)
+        self.init(name: name)
+        if let status = p.object(value["status"], "status", allowed: nil) {
+            for (i, a) in (p.array(status["addresses"], "status.addresses") ?? []).enumerated() {
+                let path = "status.addresses[\(i)]"
+                guard p.object(a, path, allowed: nil) != nil, p.string(a["type"], "\(path).type") == "InternalIP" else { continue }
+                if let ip = p.address(a["address"], "\(path).address") { ips.append(ip) }
+            }
+        }
+        if !p.problems.isEmpty { throw PolicyParseError(kind: "Node", object: name, problems: p.problems) }
+    }
+}
+
+/// The objects of a set of manifests that matter to policy.
+public struct PolicyManifests: Sendable {
+    public var policies: [NetworkPolicy] = []
+    public var pods: [PodInfo] = []
+    public var namespaces: [NamespaceInfo] = []
+    public var nodes: [NodeInfo] = []
+    /// Objects skipped because they do not validate, each with its reason.
+    public var problems: [String] = []
+
+    public init() {}
+
+    /// Reads documents (each an object, a `List`, or a `PodList`-style list); kinds other than
+    /// NetworkPolicy, Pod, Namespace and Node are ignored, host-network pods are left out.
+    public init(documents: [PolicyValue], defaultNamespace: String = "default") {
+        for doc in documents { add(doc, impliedKind: nil, defaultNamespace: defaultNamespace) }
+    }
+
+    private mutating func add(_ doc: PolicyValue, impliedKind: String?, defaultNamespace: String) {
+        guard case .object = doc else {
+            if doc != .null { problems.append("expected an object, got \(doc.brief)") }
+            return
+        }
+        var kind = impliedKind
+        if case .string(let k)? = doc["kind"] { kind = k }
+        guard let kind else { problems.append("an object without kind"); return }
+        if kind.hasSuffix("List") {
+            let itemKind = kind == "List" ? nil : String(kind.dropLast(4))
+            if case .array(let items)? = doc["items"] {
+                for item in items { add(item, impliedKind: itemKind, defaultNamespace: defaultNamespace) }
+            } else {
+                problems.append("\(kind): items is not a list")
+            }
+            return
+        }
+        do {
+            switch kind {
+            case "NetworkPolicy": policies.append(try NetworkPolicy(parsing: doc, defaultNamespace: defaultNamespace))
+            case "Pod":
+                if case .bool(true)? = doc["spec"]?["hostNetwork"] { return }
+                pods.append(try PodInfo(parsing: doc, defaultNamespace: defaultNamespace))
+            case "Namespace": namespaces.append(try NamespaceInfo(parsing: doc))
+            case "Node": nodes.append(try NodeInfo(parsing: doc))
+            default: return
+            }
+        } catch {
+            problems.append(error.description)
+        }
+    }
+}
+
+// MARK: - The reader
+
+/// Typed access to a `PolicyValue` tree that records problems instead of stopping at the
+/// first one. Absent members and nulls read as nil.
+struct TreeParser {
+    var problems: [FieldProblem] = []
+
+    mutating func fail(_ path: String, _ message: String) { problems.append(FieldProblem(path, message)) }
+
+    private func present(_ v: PolicyValue?) -> PolicyValue? {
+        guard let v, v != .null else { return nil }
+        return v
+    }
+
+    /// The members of an object; nil (with a problem when it is something else) otherwise.
+    /// With `allowed`, other member names are problems too.
+    mutating func object(_ v: PolicyValue?, _ path: String, allowed: Set<String>?) -> PolicyValue? {
+        guard let v = present(v) else { return nil }
+        guard case .object(let members) = v else { fail(path, "expected a mapping, got \(v.brief)"); return nil }
+        if let allowed {
+            for m in members where !allowed.contains(m.key) {
+                fail(path.isEmpty ? m.key : "\(path).\(m.key)", "is not a known field (known: \(allowed.sorted().joined(separator: ", ")))")
+            }
+        }
+        return v
+    }
+
+    mutating func array(_ v: PolicyValue?, _ path: String) -> [PolicyValue]? {
+        guard let v = present(v) else { return nil }
+        guard case .array(let items) = v else { fail(path, "expected a list, got \(v.brief)"); return nil }
+        return items
+    }
+
+    mutating func string(_ v: PolicyValue?, _ path: String) -> String? {
+        guard let v = present(v) else { return nil }
+        guard case .string(let s) = v else { fail(path, "expected a string, got \(v.brief)"); return nil }
+        return s
+    }
+
+    mutating func integer(_ v: PolicyValue?, _ path: String) -> Int? {
+        guard let v = present(v) else { return nil }
+        guard case .number(let n) = v, n.rounded() == n, abs(n) < 1e15 else {
+            fail(path, "expected an integer, got \(v.brief)")
+            return nil
+        }
+        return Int(n)
+    }
+
+    mutating func portNumber(_ v: PolicyValue?, _ path: String) -> UInt16? {
+        guard let n = integer(v, path) else { return nil }
+        guard (1...65535).contains(n) else { fail(path, "\(n) is not a port number (1 to 65535)"); return nil }
+        return UInt16(n)
+    }
+
+    mutating func address(_ v: PolicyValue?, _ path: String) -> IPAddress? {
+        guard let s = string(v, path) else { return nil }
+        guard let a = IPAddress(s) else { fail(path, "\"\(s)\" is not an IPv4 or IPv6 address"); return nil }
+        return a
+    }
+
+    mutating func stringMap(_ v: PolicyValue?, _ path: String, values: Bool) -> Labels {
+        guard let obj = object(v, path, allowed: nil), case .object(let members) = obj else { return [:] }
+        var out: Labels = [:]
+        for m in members {
+            let p = "\(path).\(m.key)"
+            if let problem = K8sSyntax.labelKeyProblem(m.key) { fail(p, problem) }
+            switch m.value {
+            case .string(let s):
+                if values, let problem = K8sSyntax.labelValueProblem(s) { fail(p, problem) }
+                out[m.key] = s
+            case .null: out[m.key] = ""
+            default: fail(p, "expected a string, got \(m.value.brief)")
+            }
+        }
+        return out
+    }
+
+    /// `metadata.name` (required), `metadata.namespace`, `metadata.labels`; checks `kind` and
+    /// `apiVersion` when present.
+    mutating func metadata(_ value: PolicyValue, kind: String, apiVersion: String, defaultNamespace: String?)
+        -> (namespace: String, name: String, labels: Labels) {
+        guard object(value, "", allowed: nil) != nil else {
+            if value == .null { fail("", "expected a \(kind) object, got null") }
+            return (defaultNamespace ?? "", "", [:])
+        }
+        if let k = string(value["kind"], "kind"), k != kind { fail("kind", "\"\(k)\" is not \(kind)") }
+        if let v = string(value["apiVersion"], "apiVersion"), v != apiVersion {
+            fail("apiVersion", "\"\(v)\" is not \(apiVersion)")
+        }
+        guard let meta = object(value["metadata"], "metadata", allowed: nil) else {
+            fail("metadata", "missing")
+            return (defaultNamespace ?? "", "", [:])
+        }
+        let name = string(meta["name"], "metadata.name") ?? ""
+        if name.isEmpty { fail("metadata.name", "missing") }
+        let namespace = string(meta["namespace"], "metadata.namespace") ?? defaultNamespace ?? ""
+        return (namespace, name, stringMap(meta["labels"], "metadata.labels", values: true))
+    }
+
+    mutating func selector(_ v: PolicyValue?, _ path: String) -> LabelSelector? {
+        guard let obj = object(v, path, allowed: ["matchLabels", "matchExpressions"]) else { return nil }
+        var sel = LabelSelector(matchLabels: stringMap(obj["matchLabels"], "\(path).matchLabels", values: true))
+        for (i, e) in (array(obj["matchExpressions"], "\(path).matchExpressions") ?? []).enumerated() {
+            let ep = "\(path).matchExpressions[\(i)]"
+            guard object(e, ep, allowed: ["key", "operator", "values"]) != nil else { continue }
+            let key = string(e["key"], "\(ep).key") ?? ""
+            if key.isEmpty { fail("\(ep).key", "missing") }
+            else if let problem = K8sSyntax.labelKeyProblem(key) { fail("\(ep).key", problem) }
+            var values: [String] = []
+            for (j, item) in (array(e["values"], "\(ep).values") ?? []).enumerated() {
+                if let s = string(item, "\(ep).values[\(j)]") {
+                    if let problem = K8sSyntax.labelValueProblem(s) { fail("\(ep).values[\(j)]", problem) }
+                    values.append(s)
+                }
+            }
+            guard let opText = string(e["operator"], "\(ep).operator") else {
+                fail("\(ep).operator", "missing (In, NotIn, Exists or DoesNotExist)")
+                continue
+            }
+            guard let op = LabelSelectorRequirement.Operator(rawValue: opText) else {
+                fail("\(ep).operator", "\"\(opText)\" is not In, NotIn, Exists or DoesNotExist")
+                continue
+            }
+            let needsValues = op == .in || op == .notIn
+            if needsValues && values.isEmpty {
+                fail("\(ep).values", "must be non-empty for \(op.rawValue)")
+                continue
+            }
+            if !needsValues && !values.isEmpty {
+                fail("\(ep).values", "must be empty for \(op.rawValue)")
+                continue
+            }
+            sel.matchExpressions.append(LabelSelectorRequirement(key: key, op, values))
+        }
+        return sel
+    }
+
+    mutating func peer(_ v: PolicyValue?, _ path: String) -> PolicyPeer? {
+        guard let obj = object(v, path, allowed: ["podSelector", "namespaceSelector", "ipBlock"]) else {
+            if present(v) == nil { fail(path, "must specify podSelector, namespaceSelector or ipBlock") }
+            return nil
+        }
+        let before = problems.count
+        var peer = PolicyPeer()
+        let given = ["podSelector", "namespaceSelector", "ipBlock"].filter { present(obj[$0]) != nil }
+        if given.isEmpty { fail(path, "must specify podSelector, namespaceSelector or ipBlock") }
+        if given.contains("ipBlock"), given.count > 1 {
+            fail(path, "may not combine ipBlock with podSelector or namespaceSelector")
+        }
+        peer.podSelector = selector(obj["podSelector"], "\(path).podSelector")
+        peer.namespaceSelector = selector(obj["namespaceSelector"], "\(path).namespaceSelector")
+        if let b = object(obj["ipBlock"], "\(path).ipBlock", allowed: ["cidr", "except"]) {
+            peer.ipBlock = ipBlock(b, "\(path).ipBlock")
+        }
+        return problems.count == before ? peer : nil
+    }
+
+    mutating func ipBlock(_ b: PolicyValue, _ path: String) -> IPBlock? {
+        guard let text = string(b["cidr"], "\(path).cidr") else {
+            if present(b["cidr"]) == nil { fail("\(path).cidr", "missing") }
+            return nil
+        }
+        guard let cidr = IPNetwork(text) else {
+            fail("\(path).cidr", "\"\(text)\" is not a CIDR (address/prefix length)")
+            return nil
+        }
+        var except: [IPNetwork] = []
+        var ok = true
+        for (i, item) in (array(b["except"], "\(path).except") ?? []).enumerated() {
+            let ep = "\(path).except[\(i)]"
+            guard let s = string(item, ep) else { ok = false; continue }
+            guard let e = IPNetwork(s) else { fail(ep, "\"\(s)\" is not a CIDR (address/prefix length)"); ok = false; continue }
+            if e.family != cidr.family {
+                fail(ep, "\(s) is not the same address family as cidr \(cidr.network)")
+                ok = false
+            } else if !(e.prefixLength > cidr.prefixLength && cidr.network.contains(e.first)) {
+                fail(ep, "\(s) is not inside cidr \(cidr.network) (an except must be a strict subset)")
+                ok = false
+            } else {
+                except.append(e)
+            }
+        }
+        return ok ? IPBlock(cidr: cidr, except: except) : nil
+    }
+
+    mutating func port(_ v: PolicyValue?, _ path: String) -> PolicyPort? {
+        guard let obj = object(v, path, allowed: ["protocol", "port", "endPort"]) else { return nil }
+        let before = problems.count
+        var out = PolicyPort()
+        if let s = string(obj["protocol"], "\(path).protocol") {
+            if let p = Proto(name: s) { out.proto = p } else { fail("\(path).protocol", "\"\(s)\" is not TCP, UDP or SCTP") }
+        }
+        switch present(obj["port"]) {
+        case nil: break
+        case .string(let name)?:
+            if let problem = K8sSyntax.portNameProblem(name) { fail("\(path).port", problem) }
+            out.port = .named(name)
+        case let other?:
+            if let n = portNumber(other, "\(path).port") { out.port = .number(n) }
+        }
+        if let end = portNumber(obj["endPort"], "\(path).endPort") {
+            switch out.port {
+            case nil:
+                if present(obj["port"]) == nil { fail("\(path).endPort", "may not be given without port") }
+            case .named(let name):
+                fail("\(path).endPort", "may not be given with the named port \"\(name)\"")
+            case .number(let start):
+                if end < start { fail("\(path).endPort", "\(end) < port \(start)") }
+                out.endPort = end
+            }
+        }
+        return problems.count == before ? out : nil
+    }
+}
