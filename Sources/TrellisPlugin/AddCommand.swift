@@ -34,9 +34,15 @@ func cmdAdd(env: CNIEnvironment, conf: NetConf, log: @escaping (String) -> Void)
 
         try wiring.prepareNode(host, conf: conf)
 
-        // A host veth of this attachment can only be left from an ADD that died half-way.
-        if try host.deleteLink(named: hostVethName) { log("removed stale \(hostVethName) of an earlier ADD") }
-        try host.addVethPair(name: hostVethName, peerName: env.ifName, peerNamespace: podNS, mtu: conf.mtu)
+        do {
+            try host.addVethPair(name: hostVethName, peerName: env.ifName, peerNamespace: podNS, mtu: conf.mtu)
+        } catch let e as NetlinkError where e.kind == .exists && ((try? host.link(named: hostVethName)) ?? nil) != nil {
+            // Only an ADD that died half-way leaves this attachment's host veth: replace it.
+            // Handled here, on failure, so the common ADD pays no extra netlink round trip.
+            try host.deleteLink(named: hostVethName)
+            log("removed stale \(hostVethName) of an earlier ADD")
+            try host.addVethPair(name: hostVethName, peerName: env.ifName, peerNamespace: podNS, mtu: conf.mtu)
+        }
         undo.onFailure("delete \(hostVethName)") { try host.deleteLink(named: hostVethName) }
 
         // GRO puts the host veth's receive path on NAPI (+10 % same-node throughput). It is a
