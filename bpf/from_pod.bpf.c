@@ -3,9 +3,9 @@
  * from_pod: tc ingress of a pod's host-side veth (both modes), i.e. every frame a pod sends.
  *
  *   1. port security: source IP/MAC/interface must be the pod's (ARP and ND included);
- *   2. connection tracking;
- *   3. (network policy will hook in here, see the POLICY marks);
- *   4. forwarding: a pod on this node -> bridge mode: TC_ACT_OK, the bridge switches;
+ *   2. NetworkPolicy, stateful (policy.h): egress of the sending pod and, when the destination
+ *      is a pod of this node, its ingress; established flows pass on their conntrack entry;
+ *   3. forwarding: a pod on this node -> bridge mode: TC_ACT_OK, the bridge switches;
  *      ebpf mode: routed in BPF, bpf_redirect_peer into the pod. A remote pod CIDR -> Geneve to
  *      its node (or an ICMP "too big" answer). Anything else -> the kernel routes it.
  */
@@ -16,6 +16,7 @@
 #include "lib/lookup.h"
 #include "lib/flow.h"
 #include "lib/conntrack.h"
+#include "lib/policy.h"
 #include "lib/antispoof.h"
 #include "lib/forward.h"
 #include "lib/geneve.h"
@@ -52,8 +53,9 @@ static __always_inline int from_pod_ipv4(struct __sk_buff *ctx, const struct tre
 	const struct trellis_endpoint *dst;
 	const struct trellis_tunnel *tun;
 	__u8 tcp_flags = 0, tos;
+	int later_fragment, err;
+	__u32 l4_off;
 	__be32 daddr;
-	int err;
 
 	if ((void *)(ip + 1) > data_end)
 		return TRELLIS_DROP_INVALID_PACKET;
@@ -62,10 +64,12 @@ static __always_inline int from_pod_ipv4(struct __sk_buff *ctx, const struct tre
 	flow_set_v4(flow, ip);
 	daddr = ip->daddr;
 	tos = ip->tos;
+	l4_off = ETH_HLEN + ip->ihl * 4;
+	later_fragment = (ip->frag_off & bpf_htons(IPV4_FRAG_OFFSET)) != 0;
 
 	/* Ports first, so that a drop event describes the whole flow. */
-	if (!(ip->frag_off & bpf_htons(IPV4_FRAG_OFFSET))) {
-		err = flow_load_ports(ctx, ETH_HLEN + ip->ihl * 4, flow, &tcp_flags);
+	if (!later_fragment) {
+		err = flow_load_ports(ctx, l4_off, flow, &tcp_flags);
 		if (err)
 			return err;
 	}
@@ -73,9 +77,9 @@ static __always_inline int from_pod_ipv4(struct __sk_buff *ctx, const struct tre
 	err = source_is_endpoint(ctx, eth->h_source, endpoint_v4(ip->saddr));
 	if (err)
 		return err;
-	ct_update(flow, tcp_flags, ctx->len);
-
-	/* POLICY: egress policy of the source endpoint goes here (flow, ct status). */
+	err = policy_gate(ctx, cfg, flow, tcp_flags, ctx->len, l4_off, later_fragment);
+	if (err)
+		return err;
 
 	dst = endpoint_v4(daddr);
 	if (dst) {
@@ -129,9 +133,9 @@ static __always_inline int from_pod_ipv6(struct __sk_buff *ctx, const struct tre
 		count_forward(ctx, DIR, TRELLIS_FWD_STACK);
 		return TC_ACT_OK;
 	}
-	ct_update(flow, tcp_flags, ctx->len);
-
-	/* POLICY: egress policy of the source endpoint goes here (flow, ct status). */
+	err = policy_gate(ctx, cfg, flow, tcp_flags, ctx->len, l4, later_fragment);
+	if (err)
+		return err;
 
 	dst = endpoint_v6(&daddr);
 	if (dst) {

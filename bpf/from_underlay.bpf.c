@@ -2,8 +2,8 @@
 /*
  * from_underlay: tc ingress of the node's underlay device. Geneve (IPv4, UDP 6081, to the node
  * IP) from a known peer with our VNI is decapsulated here, before the stack would answer "port
- * unreachable", and delivered straight into the destination pod. Everything else is left
- * untouched for the kernel.
+ * unreachable", checked against the destination pod's ingress policy (stateful, policy.h) and
+ * delivered straight into it. Everything else is left untouched for the kernel.
  */
 #include "lib/base.h"
 #include "lib/maps.h"
@@ -12,6 +12,7 @@
 #include "lib/lookup.h"
 #include "lib/flow.h"
 #include "lib/conntrack.h"
+#include "lib/policy.h"
 #include "lib/geneve.h"
 
 #define DIR TRELLIS_DIR_FROM_UNDERLAY
@@ -77,10 +78,10 @@ static __always_inline int handle_from_underlay(struct __sk_buff *ctx, struct tr
 		if (err)
 			return err;
 	}
-	ct_update(flow, tcp_flags, ctx->len - info.inner_off - ETH_HLEN);
-
-	/* POLICY: ingress policy of the destination endpoint goes here (flow, ct status). */
-
+	err = policy_gate(ctx, cfg, flow, tcp_flags, ctx->len - info.inner_off - ETH_HLEN, info.l4_off,
+			  info.later_fragment);
+	if (err)
+		return err;
 	return geneve_decap(ctx, &info, ep, DIR);
 }
 

@@ -1,62 +1,92 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * to_pod: tc egress of a pod's host-side veth in bridge mode, i.e. what the bridge (or the
- * kernel) delivers to the pod. Counts it and tracks connections; ingress network policy will
- * hook in at the POLICY mark. (In ebpf mode traffic to pods is redirected straight into them
- * and the kernel's own deliveries pass the host veth without a program.)
+ * to_pod: tc egress of a pod's host-side veth (both modes), i.e. what the kernel delivers to the
+ * pod: in bridge mode everything from pods of this node (switched by the bridge); in both modes
+ * what the node's own stack sends or forwards (the node itself, the world). Runs the stateful
+ * policy gate (policy.h) for the pod's ingress. Packets the datapath redirects straight into a
+ * pod (bpf_redirect_peer) do not pass here: from_pod and from_underlay checked them.
  */
 #include "lib/base.h"
 #include "lib/maps.h"
 #include "lib/metrics.h"
 #include "lib/drop.h"
+#include "lib/lookup.h"
 #include "lib/flow.h"
 #include "lib/conntrack.h"
+#include "lib/policy.h"
 
 #define DIR TRELLIS_DIR_TO_POD
 
-/* Fills `flow` and updates conntrack; packets it cannot parse are delivered untracked. */
-static __always_inline void track(struct __sk_buff *ctx, struct trellis_ct_key *flow)
+/* IPv6 neighbour discovery and router messages: link-local control, never policed. */
+static __always_inline int is_ndisc(struct __sk_buff *ctx, const struct trellis_ct_key *flow, __u32 l4_off)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	int later_fragment = 0, l4;
-	__u8 tcp_flags = 0;
+	__u8 type;
 
-	if ((void *)(eth + 1) > data_end)
-		return;
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = (void *)(eth + 1);
-
-		if ((void *)(ip + 1) > data_end || ip->version != 4 || ip->ihl < 5)
-			return;
-		flow_set_v4(flow, ip);
-		later_fragment = (ip->frag_off & bpf_htons(IPV4_FRAG_OFFSET)) != 0;
-		l4 = ETH_HLEN + ip->ihl * 4;
-	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
-
-		if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
-			return;
-		flow_set_v6(flow, ip6);
-		l4 = ipv6_skip_exthdr(ctx, ETH_HLEN + sizeof(*ip6), flow, &later_fragment);
-		if (l4 < 0)
-			return;
-	} else {
-		return;
-	}
-	if (!later_fragment && flow_load_ports(ctx, l4, flow, &tcp_flags) < 0)
-		return;
-	ct_update(flow, tcp_flags, ctx->len);
+	if (flow->proto != IPPROTO_ICMPV6 || bpf_skb_load_bytes(ctx, l4_off, &type, 1) < 0)
+		return 0;
+	return type >= 133 && type <= 137;
 }
 
 /* Returns a TC_ACT_* verdict, or a (negative) drop reason for the exit to report. */
 static __always_inline int handle_to_pod(struct __sk_buff *ctx, struct trellis_ct_key *flow)
 {
-	track(ctx, flow);
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	const struct trellis_config *cfg = config_get();
+	const struct trellis_endpoint *dst;
+	struct ethhdr *eth = data;
+	int later_fragment = 0, err;
+	__u8 tcp_flags = 0;
+	__u32 l4_off;
 
-	/* POLICY: ingress policy of the destination endpoint goes here (flow, ct status). */
+	if (!cfg)
+		return TRELLIS_DROP_NO_CONFIG;
+	if ((void *)(eth + 1) > data_end)
+		return TRELLIS_DROP_INVALID_PACKET;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
 
+		if ((void *)(ip + 1) > data_end || ip->version != 4 || ip->ihl < 5)
+			return TRELLIS_DROP_INVALID_PACKET;
+		flow_set_v4(flow, ip);
+		later_fragment = (ip->frag_off & bpf_htons(IPV4_FRAG_OFFSET)) != 0;
+		l4_off = ETH_HLEN + ip->ihl * 4;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		int l4;
+
+		if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
+			return TRELLIS_DROP_INVALID_PACKET;
+		flow_set_v6(flow, ip6);
+		l4 = ipv6_skip_exthdr(ctx, ETH_HLEN + sizeof(*ip6), flow, &later_fragment);
+		if (l4 < 0)
+			return l4;
+		l4_off = l4;
+	} else {
+		/* ARP and anything else that is not IP: no policy applies. */
+		count_forward(ctx, DIR, TRELLIS_FWD_TO_POD);
+		return TC_ACT_OK;
+	}
+
+	/* Broadcast, multicast, or a frame the bridge flooded towards the wrong port: not a
+	 * connection to this pod, nothing to police (the pod's stack drops what is not its own). */
+	dst = endpoint_of(flow->family, flow->daddr);
+	if (!dst || dst->host_ifindex != ctx->ifindex) {
+		count_forward(ctx, DIR, TRELLIS_FWD_TO_POD);
+		return TC_ACT_OK;
+	}
+	if (!later_fragment) {
+		err = flow_load_ports(ctx, l4_off, flow, &tcp_flags);
+		if (err)
+			return err;
+		if (is_ndisc(ctx, flow, l4_off)) {
+			count_forward(ctx, DIR, TRELLIS_FWD_TO_POD);
+			return TC_ACT_OK;
+		}
+	}
+	err = policy_gate(ctx, cfg, flow, tcp_flags, ctx->len, l4_off, later_fragment);
+	if (err)
+		return err;
 	count_forward(ctx, DIR, TRELLIS_FWD_TO_POD);
 	return TC_ACT_OK;
 }

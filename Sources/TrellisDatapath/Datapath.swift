@@ -2,6 +2,7 @@ import CLibbpf
 import CTrellisBPF
 import TrellisNet
 import TrellisNetlink
+import TrellisPolicy
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,7 +12,8 @@ import Glibc
 ///
 /// Programs (one object file per attach point, `bpf/*.bpf.c` built by `hack/build-bpf.sh`):
 ///   - `from_pod` (from_pod.bpf.o): tc ingress of every pod's host veth, both modes;
-///   - `to_pod` (to_pod.bpf.o): tc egress of every pod's host veth, bridge mode;
+///   - `to_pod` (to_pod.bpf.o): tc egress of every pod's host veth, both modes (ingress policy of
+///     what the kernel delivers);
 ///   - `from_underlay` (from_underlay.bpf.o): tc ingress of the underlay device.
 ///
 /// **Adoption after a restart.** With a pin directory, every map is pinned there by name; a new
@@ -33,7 +35,7 @@ public final class Datapath: @unchecked Sendable {
     public static let objectFiles = ["from_pod.bpf.o", "to_pod.bpf.o", "from_underlay.bpf.o"]
     /// The maps every object shares (bpf/lib/maps.h).
     public static let mapNames: Set<String> = [
-        "trellis_endpoints", "trellis_ipcache", "trellis_tunnels", "trellis_peers",
+        "trellis_endpoints", "trellis_ipcache", "trellis_policy", "trellis_identities", "trellis_tunnels", "trellis_peers",
         "trellis_conntrack", "trellis_metrics", "trellis_events", "trellis_config",
     ]
 
@@ -44,6 +46,8 @@ public final class Datapath: @unchecked Sendable {
 
     let endpointMap: TypedMap<trellis_ip_key, trellis_endpoint>
     let ipcacheMap: TypedMap<trellis_lpm_key, trellis_ipcache_entry>
+    let policyMap: TypedMap<trellis_policy_key, trellis_policy_value>
+    let identityMap: TypedMap<UInt32, UInt64>
     let tunnelMap: TypedMap<trellis_lpm_key, trellis_tunnel>
     let peerMap: TypedMap<UInt32, trellis_peer>
     let conntrackMap: TypedMap<trellis_ct_key, trellis_ct_entry>
@@ -95,6 +99,8 @@ public final class Datapath: @unchecked Sendable {
         let o = objects[0]
         endpointMap = try TypedMap(o.map(named: "trellis_endpoints"))
         ipcacheMap = try TypedMap(o.map(named: "trellis_ipcache"))
+        policyMap = try TypedMap(o.map(named: "trellis_policy"))
+        identityMap = try TypedMap(o.map(named: "trellis_identities"))
         tunnelMap = try TypedMap(o.map(named: "trellis_tunnels"))
         peerMap = try TypedMap(o.map(named: "trellis_peers"))
         conntrackMap = try TypedMap(o.map(named: "trellis_conntrack"))
@@ -122,12 +128,32 @@ public final class Datapath: @unchecked Sendable {
 
     // MARK: config
 
-    /// Writes the node settings; programs use them from their next packet on.
+    /// Writes the node settings; programs use them from their next packet on. The policy
+    /// generation stays what it is.
     public func setNodeConfig(_ c: NodeConfig) throws(DatapathError) {
         guard c.nodeIPv4.family == .v4 else {
             throw DatapathError("set node config", code: EINVAL, message: "node IP \(c.nodeIPv4) is not IPv4")
         }
-        try configMap.update(0, trellis_config(c))
+        var raw = trellis_config(c)
+        raw.policy_gen = try configMap.lookup(0)?.policy_gen ?? 0
+        try configMap.update(0, raw)
+    }
+
+    /// The policy generation (`trellis_config.policy_gen`): tracked flows allowed under another
+    /// one are checked against policy again on their next packet.
+    public func policyGeneration() throws(DatapathError) -> UInt32 {
+        try configMap.lookup(0)?.policy_gen ?? 0
+    }
+
+    /// Starts a new policy generation; call it after a change of the policy or ipcache maps has
+    /// been written completely. Returns the new value.
+    @discardableResult
+    public func bumpPolicyGeneration() throws(DatapathError) -> UInt32 {
+        // The agent is the only writer of trellis_config, one call at a time.
+        var raw = try configMap.lookup(0) ?? zeroed(trellis_config.self)
+        raw.policy_gen &+= 1
+        try configMap.update(0, raw)
+        return raw.policy_gen
     }
 
     /// The node settings; nil while none were written (all zero).
@@ -138,20 +164,18 @@ public final class Datapath: @unchecked Sendable {
 
     // MARK: attachment
 
-    /// Attaches `from_pod` to tc ingress of a pod's host veth, and in bridge mode `to_pod` to
-    /// its egress (in ebpf mode a `to_pod` left there is removed). Replaces Trellis programs
-    /// already attached, atomically. Netlink runs in `namespace`, or the calling thread's.
-    public func attachEndpoint(hostIfindex: Int32, mode: DatapathMode,
-                               namespace: NetworkNamespace? = nil) throws(DatapathError) {
+    /// Attaches `from_pod` to tc ingress of a pod's host veth and `to_pod` to its egress, in
+    /// both modes (in ebpf mode `to_pod` sees only what the kernel delivers: the node's own
+    /// traffic and the world's). Replaces Trellis programs already attached, atomically. Netlink
+    /// runs in `namespace`, or the calling thread's.
+    public func attachEndpoint(hostIfindex: Int32, namespace: NetworkNamespace? = nil) throws(DatapathError) {
         let fromPod = try program("from_pod")
         let toPod = try program("to_pod")
         try inNamespace(namespace) { () throws(DatapathError) in
+            // Egress first: ingress is what lets the pod's traffic out, and its replies must
+            // find the ingress policy of the pod already in place.
+            try TCHook.attach(toPod, ifindex: hostIfindex, side: .egress)
             try TCHook.attach(fromPod, ifindex: hostIfindex, side: .ingress)
-            if mode == .bridge {
-                try TCHook.attach(toPod, ifindex: hostIfindex, side: .egress)
-            } else {
-                try TCHook.detach(ifindex: hostIfindex, side: .egress)
-            }
         }
     }
 
@@ -255,11 +279,9 @@ public final class Datapath: @unchecked Sendable {
 
     // MARK: ipcache
 
-    /// Gives every address of `prefix` the security identity (longest prefix wins).
-    public func upsertIPCache(_ prefix: IPNetwork, identity: UInt32) throws(DatapathError) {
-        var v = zeroed(trellis_ipcache_entry.self)
-        v.identity = identity
-        try ipcacheMap.update(trellis_lpm_key(prefix), v)
+    /// Gives every address of `prefix` its identities (longest prefix wins).
+    public func upsertIPCache(_ prefix: IPNetwork, _ entry: IPCacheEntry) throws(DatapathError) {
+        try ipcacheMap.update(trellis_lpm_key(prefix), trellis_ipcache_entry(entry))
     }
 
     @discardableResult
@@ -267,8 +289,39 @@ public final class Datapath: @unchecked Sendable {
         try ipcacheMap.delete(trellis_lpm_key(prefix))
     }
 
-    public func ipcache() throws(DatapathError) -> [(IPNetwork, UInt32)] {
-        try ipcacheMap.entries().compactMap { k, v in k.ipNetwork.map { ($0, v.identity) } }
+    public func ipcache() throws(DatapathError) -> [(IPNetwork, IPCacheEntry)] {
+        try ipcacheMap.entries().compactMap { k, v in k.ipNetwork.map { ($0, v.entry) } }
+    }
+
+    // MARK: policy
+
+    /// Adds an allow entry (`PolicyMapLayout` describes the key).
+    public func upsertPolicy(_ key: PolicyMapKey) throws(DatapathError) {
+        try policyMap.update(trellis_policy_key(key), zeroed(trellis_policy_value.self))
+    }
+
+    @discardableResult
+    public func deletePolicy(_ key: PolicyMapKey) throws(DatapathError) -> Bool {
+        try policyMap.delete(trellis_policy_key(key))
+    }
+
+    /// Every allow entry (entries this build cannot read are left out).
+    public func policyEntries() throws(DatapathError) -> [PolicyMapKey] {
+        try policyMap.keys().compactMap(\.policyMapKey)
+    }
+
+    /// Records what an identity number stands for (`IdentityFingerprint`); the agent's record.
+    public func upsertIdentity(_ id: Identity, fingerprint: UInt64) throws(DatapathError) {
+        try identityMap.update(id, fingerprint)
+    }
+
+    @discardableResult
+    public func deleteIdentity(_ id: Identity) throws(DatapathError) -> Bool {
+        try identityMap.delete(id)
+    }
+
+    public func identities() throws(DatapathError) -> [Identity: UInt64] {
+        Dictionary(try identityMap.entries(), uniquingKeysWith: { a, _ in a })
     }
 
     // MARK: observation

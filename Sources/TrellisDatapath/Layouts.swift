@@ -1,5 +1,6 @@
 import CTrellisBPF
 import TrellisNet
+import TrellisPolicy
 
 // Conversions between the Swift model and the C structs of bpf/lib/common.h (imported through
 // CTrellisBPF, so sizes and offsets are the C compiler's). Addresses are network-order bytes.
@@ -56,7 +57,7 @@ extension trellis_endpoint {
         self = zeroed(trellis_endpoint.self)
         host_ifindex = UInt32(bitPattern: e.hostIfindex)
         identity = e.identity
-        flags = e.flags
+        policy_id = e.policyID
         store(e.podMAC.bytes, into: &pod_mac)
         store(e.hostMAC.bytes, into: &host_mac)
     }
@@ -64,7 +65,7 @@ extension trellis_endpoint {
         EndpointEntry(hostIfindex: Int32(bitPattern: host_ifindex),
                       podMAC: MACAddress(bytes: load(pod_mac, count: 6))!,
                       hostMAC: MACAddress(bytes: load(host_mac, count: 6))!,
-                      identity: identity, flags: flags)
+                      identity: identity, policyID: policy_id)
     }
 }
 
@@ -77,6 +78,7 @@ func networkOrderV4(_ ip: IPAddress) -> UInt32? {
 func ipv4(networkOrder v: UInt32) -> IPAddress { .v4(UInt32(bigEndian: v)) }
 
 extension trellis_config {
+    /// The node settings; `policy_gen` is left 0 (`Datapath.setNodeConfig` keeps the current one).
     init(_ c: NodeConfig) {
         self = zeroed(trellis_config.self)
         node_ipv4 = networkOrderV4(c.nodeIPv4) ?? 0
@@ -118,6 +120,48 @@ extension trellis_ct_key {
                               proto: proto, packets: v.packets, bytes: v.bytes,
                               seenReply: v.flags & UInt32(TRELLIS_CT_F_SEEN_REPLY.rawValue) != 0,
                               closing: v.flags & UInt32(TRELLIS_CT_F_CLOSING.rawValue) != 0,
-                              lastSeenNs: v.last_seen_ns)
+                              lastSeenNs: v.last_seen_ns, policyGeneration: v.policy_gen)
+    }
+}
+
+extension trellis_ipcache_entry {
+    init(_ e: IPCacheEntry) {
+        self = zeroed(trellis_ipcache_entry.self)
+        identity = e.identity
+        cidr_identity = e.cidrIdentity
+    }
+    var entry: IPCacheEntry { IPCacheEntry(identity: identity, cidrIdentity: cidr_identity) }
+}
+
+extension trellis_policy_key {
+    /// The LPM key of an allow entry; the same bytes as `PolicyMapKey.data` (the compiler's
+    /// description of the layout), host-order ids, network-order port, unmatched bits zero.
+    init(_ k: PolicyMapKey) {
+        self = zeroed(trellis_policy_key.self)
+        prefixlen = k.prefixLength
+        withUnsafeMutableBytes(of: &self) { raw in
+            for (i, b) in k.data.enumerated() { raw[MemoryLayout<UInt32>.size + i] = b }
+        }
+    }
+
+    /// The entry this key stands for; nil for bytes the compiler never writes.
+    var policyMapKey: PolicyMapKey? {
+        let dir: PolicyDirection
+        switch UInt32(direction) {
+        case TRELLIS_POLICY_INGRESS.rawValue: dir = .ingress
+        case TRELLIS_POLICY_EGRESS.rawValue: dir = .egress
+        default: return nil
+        }
+        let ports: PortMatch
+        switch prefixlen {
+        case PolicyMapLayout.fixedBits:
+            ports = .anyProtocol
+        case PolicyMapLayout.protoBits...PolicyMapLayout.fullBits:
+            let bits = UInt8(prefixlen - PolicyMapLayout.protoBits)
+            ports = .ports(Proto(rawValue: proto), PortPrefix(base: UInt16(bigEndian: dport), bits: bits))
+        default:
+            return nil
+        }
+        return PolicyMapKey(endpoint: policy_id, direction: dir, peer: peer, ports: ports)
     }
 }

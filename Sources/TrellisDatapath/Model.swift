@@ -45,16 +45,17 @@ public struct EndpointEntry: Sendable, Equatable {
     public var podMAC: MACAddress
     /// MAC of the host-side veth: the pod's gateway neighbour, source of frames delivered to it.
     public var hostMAC: MACAddress
-    /// Security identity, for policy (0 until policy assigns one).
+    /// The pod's label identity (informational: policy resolves addresses through the ipcache).
     public var identity: UInt32
-    public var flags: UInt32
+    /// The key of the pod's entries in `trellis_policy`; 0: none, so all its traffic is denied.
+    public var policyID: UInt32
 
-    public init(hostIfindex: Int32, podMAC: MACAddress, hostMAC: MACAddress, identity: UInt32 = 0, flags: UInt32 = 0) {
+    public init(hostIfindex: Int32, podMAC: MACAddress, hostMAC: MACAddress, identity: UInt32 = 0, policyID: UInt32 = 0) {
         self.hostIfindex = hostIfindex
         self.podMAC = podMAC
         self.hostMAC = hostMAC
         self.identity = identity
-        self.flags = flags
+        self.policyID = policyID
     }
 }
 
@@ -143,7 +144,8 @@ public enum DropReason: Int32, Sendable, CaseIterable, CustomStringConvertible {
     case encapFailed = -143
     case decapFailed = -144
     case noConfig = -145
-    case policyDenied = -146
+    case policyEgress = -146
+    case policyIngress = -147
 
     public var description: String {
         switch self {
@@ -163,7 +165,8 @@ public enum DropReason: Int32, Sendable, CaseIterable, CustomStringConvertible {
         case .encapFailed: "encapsulation failed"
         case .decapFailed: "decapsulation failed"
         case .noConfig: "node config not set"
-        case .policyDenied: "denied by policy"
+        case .policyEgress: "denied by the source pod's egress policy"
+        case .policyIngress: "denied by the destination pod's ingress policy"
         }
     }
 
@@ -186,7 +189,8 @@ public enum DropReason: Int32, Sendable, CaseIterable, CustomStringConvertible {
         case .encapFailed: "encap_failed"
         case .decapFailed: "decap_failed"
         case .noConfig: "no_config"
-        case .policyDenied: "policy_denied"
+        case .policyEgress: "policy_egress"
+        case .policyIngress: "policy_ingress"
         }
     }
 }
@@ -264,4 +268,6 @@ public struct ConntrackEntry: Sendable, Equatable {
     public var seenReply: Bool
     public var closing: Bool
     public var lastSeenNs: UInt64
+    /// `trellis_config.policy_gen` when policy last allowed the flow.
+    public var policyGeneration: UInt32
 }

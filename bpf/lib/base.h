@@ -29,6 +29,8 @@
 #define ICMP_DEST_UNREACH 3
 #define ICMP_FRAG_NEEDED 4
 #define ICMP_ECHO 8
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
 
 struct icmphdr {
 	__u8 type;
@@ -56,6 +58,20 @@ static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
 {
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] &&
 	       a[3] == b[3] && a[4] == b[4] && a[5] == b[5];
+}
+
+/*
+ * True when both 16-byte addresses (flow keys' address fields) are equal. Byte by byte: the
+ * keys are only 2-byte aligned, and the verifier rejects misaligned stack access.
+ */
+static __always_inline int addr16_equal(const __u8 *a, const __u8 *b)
+{
+	__u8 diff = 0;
+
+#pragma unroll
+	for (int i = 0; i < 16; i++)
+		diff |= a[i] ^ b[i];
+	return diff == 0;
 }
 
 /* Copies a 6-byte MAC address. */

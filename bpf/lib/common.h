@@ -46,16 +46,58 @@ struct trellis_lpm_key {
 /* trellis_endpoints value: a pod address on this node. */
 struct trellis_endpoint {
 	__u32 host_ifindex; /* the pod's host-side veth */
-	__u32 identity;     /* security identity (policy) */
-	__u32 flags;        /* TRELLIS_EP_F_* */
+	__u32 identity;     /* the pod's label identity (what the ipcache says of its addresses) */
+	__u32 policy_id;    /* the key of its entries in trellis_policy; 0: none, traffic is denied */
 	__u8 pod_mac[6];    /* MAC of the pod's interface */
 	__u8 host_mac[6];   /* MAC of the host-side veth (the pod's gateway neighbour) */
 };
 
-/* trellis_ipcache value: the identity of every known address range. */
+/*
+ * Security identities with a fixed meaning (the others are numbered by the agent: label
+ * identities from 256, CIDR identities from 0x01000000; see Sources/TrellisPolicy/Identity.swift).
+ */
+enum trellis_reserved_identity {
+	TRELLIS_IDENTITY_ANY = 0,   /* wildcard peer of a policy entry; never an address's */
+	TRELLIS_IDENTITY_HOST = 1,  /* this node's own addresses */
+	TRELLIS_IDENTITY_WORLD = 2, /* an address no ipcache entry covers */
+};
+
+/*
+ * trellis_ipcache value: the identities of an address range. An ipBlock applies to pod
+ * addresses too, and the trie finds a pod's /32 before the ipBlock's prefix, so a pod's entry
+ * carries both its label identity and the CIDR identity of the ipBlocks around it.
+ */
 struct trellis_ipcache_entry {
-	__u32 identity;
-	__u32 flags;
+	__u32 identity;      /* label identity of a pod, HOST, or the CIDR identity of a prefix */
+	__u32 cidr_identity; /* the CIDR identity of the ipBlocks containing the range; 0: none */
+};
+
+/* Which end of a connection a policy entry is about, seen from the local pod. */
+enum trellis_policy_direction {
+	TRELLIS_POLICY_INGRESS = 1, /* towards the pod */
+	TRELLIS_POLICY_EGRESS = 2,  /* from the pod */
+};
+
+/*
+ * trellis_policy key (an LPM trie): one allow entry of a local pod. The trie matches
+ * `prefixlen` bits of what follows: 72 = endpoint, peer and direction (every protocol and
+ * port); 80 = also the protocol (every port of it); 80 + n = also the first n bits of dport
+ * (96: exactly dport). An endPort range becomes a few such aligned blocks. The map holds
+ * allows only: a packet with no matching entry is denied.
+ */
+struct trellis_policy_key {
+	__u32 prefixlen;
+	__u32 policy_id; /* trellis_endpoint.policy_id of the local pod */
+	__u32 peer;      /* identity of the other end; TRELLIS_IDENTITY_ANY for any */
+	__u8 direction;  /* enum trellis_policy_direction */
+	__u8 proto;      /* IPPROTO_* */
+	__be16 dport;    /* network order; 0 for protocols without ports */
+};
+#define TRELLIS_POLICY_FULL_BITS 96
+
+/* trellis_policy value. */
+struct trellis_policy_value {
+	__u32 flags; /* reserved, 0 */
 };
 
 /* trellis_tunnels value: where a remote pod CIDR lives. */
@@ -92,9 +134,10 @@ struct trellis_ct_entry {
 	__u64 packets;      /* both directions */
 	__u64 bytes;
 	__u32 flags;        /* enum trellis_ct_flags */
+	__u32 policy_gen;   /* trellis_config.policy_gen when policy last allowed the flow */
 	__u8 tcp_flags_orig;  /* union of TCP flags seen from the originator */
 	__u8 tcp_flags_reply; /* and from the responder */
-	__u8 pad[2];
+	__u8 pad[6];
 };
 
 /* Where in the datapath something happened. */
@@ -143,7 +186,8 @@ enum trellis_drop_reason {
 	TRELLIS_DROP_ENCAP_FAILED = -143,        /* bpf_skb_adjust_room/store failed on encap */
 	TRELLIS_DROP_DECAP_FAILED = -144,        /* bpf_skb_adjust_room failed on decap */
 	TRELLIS_DROP_NO_CONFIG = -145,           /* trellis_config not set (node IP, underlay) */
-	TRELLIS_DROP_POLICY_DENIED = -146,       /* reserved for network policy */
+	TRELLIS_DROP_POLICY_EGRESS = -146,       /* the source pod's egress policy allows no such traffic */
+	TRELLIS_DROP_POLICY_INGRESS = -147,      /* the destination pod's ingress policy allows no such traffic */
 };
 
 /* trellis_metrics key. */
@@ -191,6 +235,11 @@ struct trellis_config {
 	__u32 vni;              /* Geneve VNI (24 bits), host order */
 	__u32 flags;            /* enum trellis_config_flags */
 	__u32 router_ipv4;      /* source of ICMP errors sent to pods (their gateway); 0 = node_ipv4 */
-	__u32 pad;
+	/*
+	 * Bumped by the agent after every change of the policy or ipcache maps. A tracked flow
+	 * whose entry holds an older value is checked against policy again on its next packet, so
+	 * a change that revokes access ends established connections too.
+	 */
+	__u32 policy_gen;
 	__u8 router_ipv6[16];   /* source of ICMPv6 errors sent to pods; all zero = none (drop instead) */
 };

@@ -74,7 +74,7 @@ static __always_inline int ipv6_skip_exthdr(struct __sk_buff *ctx, __u32 off,
 }
 
 /*
- * Fills the ports of `flow` from the L4 header at `off` (TCP, UDP; for ICMP/ICMPv6 echo both
+ * Fills the ports of `flow` from the L4 header at `off` (TCP, UDP, SCTP; for ICMP/ICMPv6 echo both
  * ports carry the identifier, so request and reply are the two directions of one flow) and
  * returns the TCP flags in *tcp_flags. Returns 0 or a drop reason for a truncated header.
  */
@@ -89,13 +89,14 @@ static __always_inline int flow_load_ports(struct __sk_buff *ctx, __u32 off,
 		flow->sport = th.source;
 		flow->dport = th.dest;
 		*tcp_flags = ((__u8 *)&th)[13];
-	} else if (flow->proto == IPPROTO_UDP) {
-		struct udphdr uh;
+	} else if (flow->proto == IPPROTO_UDP || flow->proto == IPPROTO_SCTP) {
+		/* Both start with the source and destination ports (SCTP: its common header). */
+		__be16 ports[2];
 
-		if (bpf_skb_load_bytes(ctx, off, &uh, sizeof(uh)) < 0)
+		if (bpf_skb_load_bytes(ctx, off, ports, sizeof(ports)) < 0)
 			return TRELLIS_DROP_INVALID_PACKET;
-		flow->sport = uh.source;
-		flow->dport = uh.dest;
+		flow->sport = ports[0];
+		flow->dport = ports[1];
 	} else if (flow->proto == IPPROTO_ICMP || flow->proto == IPPROTO_ICMPV6) {
 		struct icmphdr ih; /* type, code, checksum, echo id/sequence: same in ICMPv6 */
 

@@ -29,6 +29,30 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } trellis_ipcache SEC(".maps");
 
+/* Allow entries of the local pods' NetworkPolicy (struct trellis_policy_key): compiled by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct trellis_policy_key);
+	__type(value, struct trellis_policy_value);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} trellis_policy SEC(".maps");
+
+/*
+ * Identity number -> 64-bit fingerprint of its label set. The programs never read it: it is the
+ * agent's record, pinned with the maps it explains, so that a restarted agent keeps every
+ * number for the label set it stands for.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} trellis_identities SEC(".maps");
+
 /* Remote pod CIDRs (IPv4 and IPv6) -> IPv4 of the node that hosts them (Geneve destination). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import TrellisDatapath
 import TrellisNet
+import TrellisPolicy
 import TrellisNetlink
 #if canImport(Glibc)
 import Glibc
@@ -138,8 +139,11 @@ final class DPTwoNodeLab {
         try datapath.setNodeConfig(NodeConfig(nodeIPv4: nodeIP, underlayIfindex: underlay, vni: Self.vni,
                                               mode: .ebpf, routerIPv4: gw4, routerIPv6: gw6))
         try datapath.attachUnderlay(ifindex: underlay, namespace: netns)
-        try datapath.attachEndpoint(hostIfindex: host.index, mode: .ebpf, namespace: netns)
-        let ep = EndpointEntry(hostIfindex: host.index, podMAC: try #require(pod.mac), hostMAC: try #require(host.mac))
+        try datapath.attachEndpoint(hostIfindex: host.index, namespace: netns)
+        // A pod no policy selects: its allow-all entries, as the agent compiles them.
+        try datapath.openPolicy(endpoint: 1)
+        let ep = EndpointEntry(hostIfindex: host.index, podMAC: try #require(pod.mac), hostMAC: try #require(host.mac),
+                               policyID: 1)
         try datapath.upsertEndpoint(pod4, ep)
         try datapath.upsertEndpoint(pod6, ep)
         return Node(index: n, ns: nodeNS, podNS: podNS, netns: netns, bpffs: bpffs, datapath: datapath,
@@ -337,7 +341,8 @@ struct DatapathLifecycleTests {
             try first.upsertEndpoint(DP.ip("10.9.0.7"), ep)
             try first.upsertTunnel(DP.net("10.9.1.0/24"), nodeIP: DP.ip("198.51.100.2"))
             try first.upsertPeer(DP.ip("198.51.100.2"))
-            try first.upsertIPCache(DP.net("10.9.0.0/16"), identity: 77)
+            try first.upsertIPCache(DP.net("10.9.0.0/16"), IPCacheEntry(identity: 77))
+            try first.upsertPolicy(PolicyMapKey(endpoint: 3, direction: .ingress, peer: 77, ports: .ports(.tcp, PortPrefix(base: 8080, bits: 12))))
             #expect(first.replacedMaps.isEmpty)
         }
         let pinned = try FileManager.default.contentsOfDirectory(atPath: pins)
@@ -350,6 +355,7 @@ struct DatapathLifecycleTests {
         #expect(try second.tunnels().map { "\($0.0) \($0.1)" } == ["10.9.1.0/24 198.51.100.2"])
         #expect(try second.peers() == [DP.ip("198.51.100.2")])
         #expect(try second.ipcache().map { "\($0.0) \($0.1)" } == ["10.9.0.0/16 77"])
+        #expect(try second.policyEntries().map(\.description) == ["ep 3 ingress peer 77 TCP/8080-8095"])
         #expect(try second.deleteEndpoint(DP.ip("10.9.0.7")))
         #expect(try second.deleteEndpoint(DP.ip("10.9.0.7")) == false)
 
@@ -374,7 +380,7 @@ struct DatapathLifecycleTests {
         }
     }
 
-    @Test("attach replaces Trellis' filter in place, bridge mode adds to_pod, detach removes both")
+    @Test("attach puts from_pod on ingress and to_pod on egress, replaces them in place; detach removes both")
     func attachReplaceDetach() throws {
         _ = DP.removeLeftoversOfDeadRuns
         let name = DP.namespaceName("attach", run: DP.newRunID())
@@ -388,20 +394,23 @@ struct DatapathLifecycleTests {
         }
 
         let one = try Datapath.load(objectDirectory: DP.objectDirectory, pinDirectory: nil)
-        try one.attachEndpoint(hostIfindex: ifindex, mode: .bridge, namespace: ns)
+        try one.attachEndpoint(hostIfindex: ifindex, namespace: ns)
         let firstID = try #require(try attached(.ingress))
-        #expect(try attached(.egress) != nil)
+        let firstEgress = try #require(try attached(.egress))
 
         let two = try Datapath.load(objectDirectory: DP.objectDirectory, pinDirectory: nil)
-        try two.attachEndpoint(hostIfindex: ifindex, mode: .ebpf, namespace: ns)
+        try two.attachEndpoint(hostIfindex: ifindex, namespace: ns)
         let secondID = try #require(try attached(.ingress))
         #expect(secondID != firstID, "re-attach replaced the program")
-        #expect(try attached(.egress) == nil, "ebpf mode has no to_pod")
-        let filters = DP.exec(name, ["tc", "filter", "show", "dev", "hv0", "ingress"])
-        #expect(filters.output.components(separatedBy: "direct-action").count == 2, "one filter: \(filters.output)")
+        #expect(try attached(.egress) != firstEgress, "re-attach replaced to_pod too")
+        for side in ["ingress", "egress"] {
+            let filters = DP.exec(name, ["tc", "filter", "show", "dev", "hv0", side])
+            #expect(filters.output.components(separatedBy: "direct-action").count == 2, "one filter on \(side): \(filters.output)")
+        }
 
         try two.detachEndpoint(hostIfindex: ifindex, namespace: ns)
         #expect(try attached(.ingress) == nil)
+        #expect(try attached(.egress) == nil)
         try two.detachEndpoint(hostIfindex: ifindex, namespace: ns)   // idempotent
         try two.attachUnderlay(ifindex: ifindex, namespace: ns)
         #expect(try attached(.ingress) != nil)

@@ -3,6 +3,7 @@ import Testing
 import TrellisDatapath
 import TrellisNet
 import TrellisNetlink
+import TrellisPolicy
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -124,6 +125,7 @@ final class DPUnitLab {
     static let gatewayMAC = hostAMAC
     static let underlayMAC = DP.mac("02:00:00:00:01:01"), peerMAC = DP.mac("02:00:00:00:02:02")
     static let remotePodMAC = DP.mac("02:00:00:00:0c:0c"), remoteHostMAC = DP.mac("02:00:00:00:c0:0c")
+    static let policyA: EndpointID = 1, policyB: EndpointID = 2
 
     let name: String
     let ns: NetworkNamespace
@@ -146,8 +148,11 @@ final class DPUnitLab {
             try datapath.setNodeConfig(NodeConfig(nodeIPv4: Self.nodeIP, underlayIfindex: underlay, vni: Self.vni,
                                                   mode: mode, routerIPv4: Self.router4,
                                                   routerIPv6: routerIPv6 ? Self.router6 : nil))
-            let a = EndpointEntry(hostIfindex: hostA, podMAC: Self.podAMAC, hostMAC: Self.hostAMAC, identity: 100)
-            let b = EndpointEntry(hostIfindex: hostB, podMAC: Self.podBMAC, hostMAC: Self.hostBMAC, identity: 200)
+            // Pods no policy selects: allow-all entries (the suites on policy change them).
+            try datapath.openPolicy(endpoint: Self.policyA)
+            try datapath.openPolicy(endpoint: Self.policyB)
+            let a = EndpointEntry(hostIfindex: hostA, podMAC: Self.podAMAC, hostMAC: Self.hostAMAC, identity: 100, policyID: Self.policyA)
+            let b = EndpointEntry(hostIfindex: hostB, podMAC: Self.podBMAC, hostMAC: Self.hostBMAC, identity: 200, policyID: Self.policyB)
             try datapath.upsertEndpoint(Self.podA4, a)
             try datapath.upsertEndpoint(Self.podA6, a)
             try datapath.upsertEndpoint(Self.podB4, b)
@@ -220,5 +225,22 @@ final class DPUnitLab {
                          version: UInt8 = 0, options: [UInt8] = [], flags: UInt8 = 0) -> [UInt8] {
         Pkt.geneveFrame(outerSrcMAC: peerMAC, outerDstMAC: underlayMAC, src: src, dst: nodeIP, dport: dport,
                         vni: vni, inner: inner, version: version, options: options, flags: flags)
+    }
+}
+
+extension Datapath {
+    /// The entries of a pod no policy selects (what the agent compiles for it): any peer, any
+    /// protocol, both directions.
+    func openPolicy(endpoint: EndpointID) throws {
+        for d in PolicyDirection.allCases {
+            try upsertPolicy(PolicyMapKey(endpoint: endpoint, direction: d, peer: ReservedIdentity.any, ports: .anyProtocol))
+        }
+    }
+
+    /// Removes them: the pod is then isolated both ways with no rule (default deny).
+    func closePolicy(endpoint: EndpointID) throws {
+        for d in PolicyDirection.allCases {
+            try deletePolicy(PolicyMapKey(endpoint: endpoint, direction: d, peer: ReservedIdentity.any, ports: .anyProtocol))
+        }
     }
 }

@@ -14,7 +14,8 @@ struct DatapathLayoutTests {
         #expect(MemoryLayout<trellis_endpoint>.size == 24)
         #expect(MemoryLayout<trellis_tunnel>.size == 8)
         #expect(MemoryLayout<trellis_ct_key>.size == 40)
-        #expect(MemoryLayout<trellis_ct_entry>.size == 40)
+        #expect(MemoryLayout<trellis_ct_entry>.size == 48)
+        #expect(MemoryLayout<trellis_policy_key>.size == 16)
         #expect(MemoryLayout<trellis_metric_key>.size == 8)
         #expect(MemoryLayout<trellis_drop_event>.size == 64)
         #expect(MemoryLayout<trellis_config>.size == 40)
@@ -31,7 +32,7 @@ struct DatapathLayoutTests {
             (.unknownEndpoint, TRELLIS_DROP_UNKNOWN_ENDPOINT), (.innerNotIP, TRELLIS_DROP_INNER_NOT_IP),
             (.fragNeeded, TRELLIS_DROP_FRAG_NEEDED), (.encapFailed, TRELLIS_DROP_ENCAP_FAILED),
             (.decapFailed, TRELLIS_DROP_DECAP_FAILED), (.noConfig, TRELLIS_DROP_NO_CONFIG),
-            (.policyDenied, TRELLIS_DROP_POLICY_DENIED),
+            (.policyEgress, TRELLIS_DROP_POLICY_EGRESS), (.policyIngress, TRELLIS_DROP_POLICY_INGRESS),
         ]
         #expect(c.count == DropReason.allCases.count)
         for (swift, cValue) in c { #expect(swift.rawValue == cValue.rawValue, "\(swift)") }
