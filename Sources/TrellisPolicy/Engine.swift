@@ -87,15 +87,26 @@ public struct PolicyEngine: Sendable {
     var localClassesByNamespace: [String: Set<Identity>] = [:]
     var classPolicies: [Identity: ClassPolicy] = [:]
     var nextEndpoint: EndpointID = 1
+    /// What a restarted agent found programmed: endpoint ids and identity numbers it keeps.
+    let adoption: PolicyAdoption
 
     public init(localNode: String? = nil) {
         self.localNode = localNode
+        self.adoption = PolicyAdoption()
     }
 
-    /// A full compile.
+    /// A full compile. With `adopting` (what a restarted agent reads from the pinned maps),
+    /// local pods keep their endpoint ids and identities keep their numbers where the pinned
+    /// fingerprint shows the same label set (or ipBlock membership); new ones are numbered
+    /// above every number found programmed, so that none changes meaning. `PolicyDiff.between`
+    /// the maps and the new compile then writes only what changed while no agent ran.
     public init(localNode: String? = nil, policies: [NetworkPolicy] = [], pods: [PodInfo] = [],
-                namespaces: [NamespaceInfo] = [], nodes: [NodeInfo] = []) {
+                namespaces: [NamespaceInfo] = [], nodes: [NodeInfo] = [], adopting: PolicyAdoption = PolicyAdoption()) {
         self.localNode = localNode
+        self.adoption = adopting
+        labelIDs.avoid(adopting.usedIdentities)
+        cidrIDs.avoid(adopting.usedIdentities)
+        if let top = adopting.usedEndpointIDs.max(), top >= nextEndpoint { nextEndpoint = top + 1 }
         var work = Work()
         for n in namespaces { cluster.upsert(n) }
         for n in nodes { cluster.upsert(n) }
@@ -118,6 +129,19 @@ public struct PolicyEngine: Sendable {
             }
         }
         return out
+    }
+
+    /// Every identity in use and its fingerprint (the content of `trellis_identities`).
+    public var identityFingerprints: [Identity: UInt64] {
+        var out: [Identity: UInt64] = [:]
+        for (id, k) in labelIDs.keys { out[id] = k.fingerprint }
+        for (id, k) in cidrIDs.keys { out[id] = k.fingerprint }
+        return out
+    }
+
+    /// How many entries `policyMap` has (without building it).
+    public var policyEntryCount: Int {
+        endpointClass.values.reduce(0) { $0 + (classPolicies[$1]?.entries.count ?? 0) }
     }
 
     /// Local pods and their policy endpoint ids.
@@ -227,7 +251,7 @@ public struct PolicyEngine: Sendable {
                 let ik = LabelIdentityKey(namespace: pod.namespace, podLabels: pod.labels,
                                           namespaceLabels: cluster.namespaces[pod.namespace]?.labels ?? [:],
                                           namedPorts: pod.namedPorts)
-                let (id, born) = labelIDs.retain(ik)
+                let (id, born) = labelIDs.retain(ik, preferring: adoption.identity(fingerprint: ik.fingerprint))
                 podIdentity[key] = id
                 if born { bornLabels.insert(id); indexLabelIdentity(id, ik, add: true) }
             } else {
@@ -300,7 +324,7 @@ public struct PolicyEngine: Sendable {
             if let (identity, cidrKey) = wantedEntry(prefix) {
                 var cid: Identity = 0
                 if let cidrKey {
-                    let (id, born) = cidrIDs.retain(cidrKey)
+                    let (id, born) = cidrIDs.retain(cidrKey, preferring: adoption.identity(fingerprint: cidrKey.fingerprint))
                     cid = id
                     if born { bornCIDRs.insert(id); indexCIDRIdentity(id, cidrKey, add: true) }
                 }
@@ -316,6 +340,9 @@ public struct PolicyEngine: Sendable {
             guard let ck = cidrIDs.key(id) else { continue }
             if cidrIDs.release(id) { diedCIDRs[id] = ck; indexCIDRIdentity(id, ck, add: false) }
         }
+        for id in bornLabels { if let k = labelIDs.key(id) { diff.identitiesBorn[id] = k.fingerprint } }
+        for id in bornCIDRs { if let k = cidrIDs.key(id) { diff.identitiesBorn[id] = k.fingerprint } }
+        diff.identitiesDied = (Array(diedLabels.keys) + Array(diedCIDRs.keys)).filter { diff.identitiesBorn[$0] == nil }.sorted()
         diff.ipcacheUpserts = upserts.sorted { IPNetwork.specificFirst($0.0, $1.0) }.map { (prefix: $0.0, entry: $0.1) }
         diff.ipcacheDeletes = deletes.sorted(by: IPNetwork.generalFirst)
 
@@ -329,8 +356,13 @@ public struct PolicyEngine: Sendable {
             if let pod, isLocal(pod), let cls = podIdentity[key] {
                 let id: EndpointID
                 if let ep { id = ep } else {
-                    id = nextEndpoint
-                    nextEndpoint += 1
+                    if let kept = adoption.endpointIDs[key], endpointClass[kept] == nil,
+                       !endpointIDs.values.contains(kept) {
+                        id = kept
+                    } else {
+                        id = nextEndpoint
+                        nextEndpoint += 1
+                    }
                     endpointIDs[key] = id
                     diff.endpointsAdded[key] = id
                 }
@@ -501,4 +533,49 @@ public struct PolicyEngine: Sendable {
     private func namespaceOfDeadClass(_ cls: Identity) -> String? {
         localClassesByNamespace.first { $0.value.contains(cls) }?.key
     }
+}
+
+/// What a restarted agent finds in the pinned maps, so that a new engine keeps endpoint ids
+/// and identity numbers and gives no programmed number a new meaning (see
+/// `PolicyEngine.init(...adopting:)`).
+public struct PolicyAdoption: Sendable {
+    /// The endpoint id each local pod's endpoint entries carry.
+    public var endpointIDs: [PodKey: EndpointID]
+    /// The identities of `trellis_identities`: number -> fingerprint of its labels.
+    public var identityFingerprints: [Identity: UInt64]
+    /// Every identity in the programmed maps (ipcache, policy peers, identities).
+    public var usedIdentities: Set<Identity>
+    /// Every endpoint id in the programmed maps.
+    public var usedEndpointIDs: Set<EndpointID>
+    private let byFingerprint: [UInt64: Identity]
+
+    public init(endpointIDs: [PodKey: EndpointID] = [:], identityFingerprints: [Identity: UInt64] = [:],
+                usedIdentities: Set<Identity> = [], usedEndpointIDs: Set<EndpointID> = []) {
+        self.endpointIDs = endpointIDs
+        self.identityFingerprints = identityFingerprints
+        self.usedIdentities = usedIdentities.union(identityFingerprints.keys)
+        self.usedEndpointIDs = usedEndpointIDs
+        var inverse: [UInt64: Identity] = [:]
+        for (id, f) in identityFingerprints.sorted(by: { $0.key < $1.key }) where inverse[f] == nil { inverse[f] = id }
+        byFingerprint = inverse
+    }
+
+    /// Reads the programmed maps against the pods now known: an endpoint entry's id is its
+    /// pod's when the pod is known by that address.
+    public init(ipcache: [IPNetwork: IPCacheEntry], policy: Set<PolicyMapKey>, identities: [Identity: UInt64],
+                endpointIDs byAddress: [IPAddress: EndpointID], pods: [PodInfo]) {
+        var podByIP: [IPAddress: PodKey] = [:]
+        for p in pods { for ip in p.ips where podByIP[ip] == nil { podByIP[ip] = p.key } }
+        var endpoints: [PodKey: EndpointID] = [:]
+        for (ip, id) in byAddress.sorted(by: { $0.key < $1.key }) where id != 0 {
+            if let pod = podByIP[ip], endpoints[pod] == nil { endpoints[pod] = id }
+        }
+        var used = Set(ipcache.values.flatMap { [$0.identity, $0.cidrIdentity] })
+        used.formUnion(policy.map(\.peer))
+        self.init(endpointIDs: endpoints, identityFingerprints: identities, usedIdentities: used,
+                  usedEndpointIDs: Set(byAddress.values).union(policy.map(\.endpoint)))
+    }
+
+    /// The number a label set (or membership) with this fingerprint had.
+    func identity(fingerprint: UInt64) -> Identity? { byFingerprint[fingerprint] }
 }

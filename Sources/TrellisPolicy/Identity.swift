@@ -68,6 +68,24 @@ public struct LabelIdentityKey: Sendable, Hashable {
 
     /// What namespace selectors see (derived from the above, kept to match selectors cheaply).
     public let effectiveNamespaceLabels: Labels
+
+    /// A 64-bit digest of the label set (see `IdentityFingerprint`).
+    public var fingerprint: UInt64 { IdentityFingerprint.of(kind: "label", labels) }
+}
+
+/// What a restarted agent recognises an identity by: a digest of its labels, kept beside the
+/// maps (`trellis_identities`), so a number found in the maps is reused for the same label set
+/// and never given to another one.
+public enum IdentityFingerprint {
+    /// FNV-1a 64 of the kind and the labels, one per line.
+    public static func of(kind: String, _ labels: [String]) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in ([kind] + labels).joined(separator: "\n").utf8 {
+            h ^= UInt64(byte)
+            h &*= 0x0000_0100_0000_01b3
+        }
+        return h
+    }
 }
 
 /// What a CIDR identity stands for: the ipBlocks an address lies in (`cidr` and no `except`),
@@ -90,6 +108,8 @@ public struct CIDRIdentityKey: Sendable, Hashable {
     public var labels: [String] {
         blocks.map { "cidr:\($0)" } + namedPorts.map { "port:\($0)" }
     }
+
+    public var fingerprint: UInt64 { IdentityFingerprint.of(kind: "cidr", labels) }
 }
 
 /// Numbers for keys: the same key keeps its number while anything refers to it; numbers of
@@ -114,14 +134,26 @@ struct IdentityTable<Key: Hashable & Sendable>: Sendable {
     func id(_ key: Key) -> Identity? { ids[key] }
     func key(_ id: Identity) -> Key? { keys[id] }
 
-    /// One more reference; `born` when the key had none.
-    mutating func retain(_ key: Key) -> (id: Identity, born: Bool) {
+    /// Numbers that must not be handed out fresh (a restarted agent finds them in the maps,
+    /// maybe with another meaning): new numbers start above the highest of them.
+    mutating func avoid(_ used: some Sequence<Identity>) {
+        guard let top = used.filter({ range.contains($0) }).max(), top >= next else { return }
+        next = top == range.upperBound ? range.lowerBound - 1 : top + 1
+    }
+
+    /// One more reference; `born` when the key had none. A new key gets `preferred` when that
+    /// number is in the range and free (a restarted agent keeps the number it finds for the
+    /// same key).
+    mutating func retain(_ key: Key, preferring preferred: Identity? = nil) -> (id: Identity, born: Bool) {
         if let id = ids[key] {
             refs[id, default: 0] += 1
             return (id, false)
         }
         let id: Identity
-        if next <= range.upperBound && next >= range.lowerBound {
+        if let preferred, range.contains(preferred), keys[preferred] == nil {
+            id = preferred
+            if let i = released[releasedHead...].firstIndex(of: preferred) { released.remove(at: i) }
+        } else if next <= range.upperBound && next >= range.lowerBound {
             id = next
             next = next == range.upperBound ? range.lowerBound - 1 : next + 1
         } else {

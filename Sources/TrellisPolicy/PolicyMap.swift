@@ -276,12 +276,17 @@ public struct PolicyDiff: Sendable, Hashable, CustomStringConvertible {
     public var ipcacheDeletes: [IPNetwork] = []
     /// Sorted.
     public var policyDeletes: [PolicyMapKey] = []
+    /// Identities that appeared, with their fingerprints (`trellis_identities`: write them
+    /// with the upserts), and those that are gone (remove them after the deletes).
+    public var identitiesBorn: [Identity: UInt64] = [:]
+    public var identitiesDied: [Identity] = []
 
     public init() {}
 
     public var isEmpty: Bool {
         endpointsAdded.isEmpty && endpointsRemoved.isEmpty && policyUpserts.isEmpty
             && ipcacheUpserts.isEmpty && ipcacheDeletes.isEmpty && policyDeletes.isEmpty
+            && identitiesBorn.isEmpty && identitiesDied.isEmpty
     }
 
     /// Every map write, in the order to apply them.
@@ -319,8 +324,12 @@ public struct PolicyDiff: Sendable, Hashable, CustomStringConvertible {
     /// The diff from the maps as they are (`policy`, `ipcache`) to what they should be, in the
     /// same order; for a start-up against pinned maps.
     public static func between(programmedPolicy: Set<PolicyMapKey>, programmedIPCache: [IPNetwork: IPCacheEntry],
-                               wantedPolicy: Set<PolicyMapKey>, wantedIPCache: [IPNetwork: IPCacheEntry]) -> PolicyDiff {
+                               wantedPolicy: Set<PolicyMapKey>, wantedIPCache: [IPNetwork: IPCacheEntry],
+                               programmedIdentities: [Identity: UInt64] = [:],
+                               wantedIdentities: [Identity: UInt64] = [:]) -> PolicyDiff {
         var d = PolicyDiff()
+        d.identitiesBorn = wantedIdentities.filter { programmedIdentities[$0.key] != $0.value }
+        d.identitiesDied = programmedIdentities.keys.filter { wantedIdentities[$0] == nil }.sorted()
         d.policyUpserts = wantedPolicy.subtracting(programmedPolicy).sorted()
         d.policyDeletes = programmedPolicy.subtracting(wantedPolicy).sorted()
         d.ipcacheUpserts = wantedIPCache.filter { programmedIPCache[$0.key] != $0.value }
