@@ -35,18 +35,18 @@ let package = Package(
         // The eBPF datapath: map/struct layouts shared with bpf/ (C), and its Swift loader.
         .target(name: "CTrellisBPF"),
         .target(name: "TrellisDatapath",
-                dependencies: ["CLibbpf", "CTrellisBPF", "TrellisNet", "TrellisNetlink"]),
+                dependencies: ["CLibbpf", "CTrellisBPF", "TrellisNet", "TrellisNetlink", "TrellisPolicy"]),
 
         .executableTarget(name: "trellis", dependencies: ["TrellisPlugin", "TrellisNetlink"]),
         // The node agent's logic (config, cluster state, reconcilers, servers), as a library
         // so that the tests drive it in-process; the executable only wires it up.
         .target(name: "TrellisAgent", dependencies: [
-            "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisNetlink",
+            "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisNetlink", "TrellisPolicy",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "trellis-agent", dependencies: [
-            "TrellisAgent", "TrellisDatapath",
+            "TrellisAgent", "TrellisDatapath", "TrellisPolicy",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             "CLibbpf",

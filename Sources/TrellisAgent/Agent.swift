@@ -9,7 +9,6 @@ public struct AgentDependencies: Sendable {
     public var makeProgrammer: @Sendable (AgentConfig, Logger) async throws -> any DatapathProgrammer
     public var source: any ClusterSource
     public var links: any LinkInspector
-    public var identities: any IdentityAllocator
     public var masquerade: any MasqueradeApplier
     /// How often endpoints whose host veth vanished are looked for.
     public var sweepInterval: Duration
@@ -19,14 +18,12 @@ public struct AgentDependencies: Sendable {
 
     public init(makeProgrammer: @escaping @Sendable (AgentConfig, Logger) async throws -> any DatapathProgrammer,
                 source: any ClusterSource, links: any LinkInspector = NetlinkLinkInspector(),
-                identities: any IdentityAllocator = FixedIdentityAllocator(),
                 masquerade: any MasqueradeApplier = NftApplier(),
                 sweepInterval: Duration = .seconds(5), retryInterval: Duration = .seconds(1),
                 maxRetryInterval: Duration = .seconds(30)) {
         self.makeProgrammer = makeProgrammer
         self.source = source
         self.links = links
-        self.identities = identities
         self.masquerade = masquerade
         self.sweepInterval = sweepInterval
         self.retryInterval = retryInterval
@@ -102,16 +99,26 @@ public final class Agent: Sendable {
             throw error
         }
         programmerBox.withLock { $0 = programmer }
-        let controller = DatapathController(programmer: programmer, links: deps.links, identities: deps.identities,
+        let controller = DatapathController(programmer: programmer, links: deps.links, nodeName: config.nodeName,
                                             vni: config.vni, mode: config.datapathMode, board: board, logger: logger)
         for f in await controller.adopt() { logger.error("adoption: \(f)") }
+        let monitor = DropMonitor(programmer: programmer, node: config.nodeName, names: controller.names, logger: logger)
+        monitor.start()
 
-        var loop = Loop(agent: self, controller: controller)
+        var loop = Loop(agent: self, controller: controller, monitor: monitor)
         do {
             try await runLoop(&loop)
         } catch {
-            await loop.handshake?.stop()
+            await stop(loop)
             throw error
+        }
+        await stop(loop)
+    }
+
+    /// Ends the monitors' streams first: the socket server waits for its connections.
+    private func stop(_ loop: Loop) async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread { loop.monitor.stop(); done.resume() }.start()
         }
         await loop.handshake?.stop()
     }
@@ -149,6 +156,7 @@ public final class Agent: Sendable {
     private struct Loop {
         let agent: Agent
         let controller: DatapathController
+        let monitor: DropMonitor
         var latest: ClusterSnapshot?
         var handshake: HandshakeServer?
         var appliedMasquerade: String?
@@ -161,9 +169,10 @@ public final class Agent: Sendable {
         var config: AgentConfig { agent.config }
         var logger: Logger { agent.logger }
 
-        init(agent: Agent, controller: DatapathController) {
+        init(agent: Agent, controller: DatapathController, monitor: DropMonitor) {
             self.agent = agent
             self.controller = controller
+            self.monitor = monitor
         }
 
         mutating func onTick() async throws {
@@ -220,9 +229,11 @@ public final class Agent: Sendable {
             if handshake == nil {
                 let server: HandshakeServer
                 do {
-                    server = try HandshakeServer(path: config.socketPath, logger: logger) { [controller] request in
+                    server = try HandshakeServer(path: config.socketPath, logger: logger, handler: { [controller] request in
                         await controller.handle(request)
-                    }
+                    }, streamer: { [monitor] request, fd in
+                        if case .monitor(let filter) = request { monitor.stream(to: fd, filter: filter) }
+                    })
                 } catch {
                     logger.critical("cannot serve the CNI handshake: \(error)")
                     throw error
@@ -234,7 +245,7 @@ public final class Agent: Sendable {
                 nextSweep = ContinuousClock.now + agent.deps.sweepInterval
             }
 
-            failures += await controller.reconcile(snapshot, selfNode: config.nodeName).map(\.description)
+            failures += await controller.reconcile(snapshot).map(\.description)
 
             let script = MasqueradeRules.script(
                 enabled: config.masquerade, podCIDRs: own.podCIDRs,

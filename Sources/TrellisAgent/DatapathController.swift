@@ -1,53 +1,62 @@
 import Logging
 import TrellisNet
+import TrellisPolicy
 
-/// Owns everything the agent has programmed: node config, overlay, ipcache, local endpoints.
-/// Every call into the `DatapathProgrammer` goes through this actor, one at a time, and
-/// none of its methods suspends while programming, so each change is atomic with respect to
-/// the others (a handshake ADD never interleaves with half a reconcile).
+/// Owns everything the agent has programmed: node config, overlay, policy (identities,
+/// ipcache, the local pods' allow entries), local endpoints. Every call into the
+/// `DatapathProgrammer` goes through this actor, one at a time, and none of its programming
+/// steps suspends, so each change is atomic with respect to the others (a handshake ADD never
+/// interleaves with half a reconcile). The one suspension point is an ADD waiting for its
+/// pod's object to arrive from the cluster source; reconciles go on meanwhile.
 actor DatapathController {
     let programmer: any DatapathProgrammer
     let links: any LinkInspector
-    let identities: any IdentityAllocator
     let board: StatusBoard
     let logger: Logger
+    let nodeName: String
+    /// How long an ADD waits for its Pod object before failing with "try again later".
+    let podWaitTimeout: Duration
 
     private(set) var overlay = OverlayReconciler()
-    private(set) var ipcache = IPCacheReconciler()
+    private(set) var policy: PolicyReconciler
     private(set) var registry = EndpointRegistry()
     private var nodeConfig: (ip: IPAddress, ifindex: Int32, routers: [IPAddress])?
     private var underlayAttached: Int32?
     private let vni: UInt32
     private let mode: DatapathMode
-    /// The latest cluster state, for the identities of new endpoints.
+    /// The latest cluster state.
     private var snapshot = ClusterSnapshot.empty
+    /// Whether policy has been compiled from a snapshot (until then ADDs wait).
+    private var synced = false
+    /// Addresses -> names, for the drop monitor's thread (a copy: it never enters the actor).
+    let names = Locked(NameIndex())
 
-    init(programmer: any DatapathProgrammer, links: any LinkInspector, identities: any IdentityAllocator,
-         vni: UInt32, mode: DatapathMode, board: StatusBoard, logger: Logger) {
+    init(programmer: any DatapathProgrammer, links: any LinkInspector, nodeName: String, vni: UInt32,
+         mode: DatapathMode, board: StatusBoard, logger: Logger, podWaitTimeout: Duration = .seconds(10)) {
         self.programmer = programmer
         self.links = links
-        self.identities = identities
+        self.nodeName = nodeName
         self.vni = vni
         self.mode = mode
         self.board = board
         self.logger = logger
+        self.podWaitTimeout = podWaitTimeout
+        self.policy = PolicyReconciler(localNode: nodeName)
     }
 
     /// Reads what the pinned maps hold, so that the first reconcile only corrects differences.
+    /// (Policy adopts on its first pass, when it knows the pods.)
     func adopt() -> [ReconcileFailure] {
         var failures: [ReconcileFailure] = []
         do { try overlay.refresh(from: programmer) } catch {
             failures.append(ReconcileFailure(object: "overlay", error: "cannot read the pinned tunnels and peers: \(error)"))
-        }
-        do { try ipcache.refresh(from: programmer) } catch {
-            failures.append(ReconcileFailure(object: "ipcache", error: "cannot read the pinned entries: \(error)"))
         }
         do { failures += try registry.adopt(programmer: programmer, links: links, logger: logger) } catch {
             failures.append(ReconcileFailure(object: "endpoints", error: "cannot read the pinned endpoints: \(error)"))
         }
         logger.info("adopted the programmed state", metadata: [
             "tunnels": "\(overlay.programmed.tunnels.count)", "peers": "\(overlay.programmed.peers.count)",
-            "ipcache": "\(ipcache.programmed.count)", "endpoints": "\(registry.count)"])
+            "endpoints": "\(registry.count)"])
         publish(failures)
         return failures
     }
@@ -76,26 +85,34 @@ actor DatapathController {
         }
     }
 
-    /// Overlay and ipcache to the snapshot, by difference.
-    func reconcile(_ snapshot: ClusterSnapshot, selfNode: String) -> [ReconcileFailure] {
+    /// Overlay and policy to the snapshot, by difference.
+    func reconcile(_ snapshot: ClusterSnapshot) -> [ReconcileFailure] {
         self.snapshot = snapshot
-        var failures = overlay.reconcile(to: OverlayIntent.from(snapshot, selfNode: selfNode),
+        var failures = overlay.reconcile(to: OverlayIntent.from(snapshot, selfNode: nodeName),
                                          programmer: programmer, logger: logger)
-        failures += ipcache.reconcile(to: IPCacheIntent.from(snapshot, identities: identities),
-                                      programmer: programmer, logger: logger)
+        nameAdoptedEndpoints()
+        failures += reprogramPolicy()
+        synced = true
         publish(failures)
         return failures
     }
 
-    func handle(_ request: HandshakeRequest) -> HandshakeAnswer {
+    // MARK: handshake
+
+    func handle(_ request: HandshakeRequest) async -> HandshakeAnswer {
         board.add(AgentMetrics.handshakes)
         switch request {
         case .status:
             return .status(ready: board.isReady)
+        case .agentStatus:
+            return .document(status().jsonMembers)
+        case .explain(let req):
+            return .document(req.answer(policy.engine))
+        case .monitor:
+            return .failure("monitor streams: it is served by the socket server, not answered")
         case .add(let req):
-            let identity = identityOf(namespace: req.podNamespace, name: req.podName)
             do {
-                try registry.add(req, identity: identity, programmer: programmer, links: links, logger: logger)
+                try await add(req)
                 publish([])
                 return .ok
             } catch {
@@ -106,7 +123,9 @@ actor DatapathController {
             do {
                 try registry.delete(req, programmer: programmer, links: links, logger: logger)
                 // An endpoint the agent only knows from the maps (adopted) is found by the sweep.
-                publish(registry.sweep(programmer: programmer, links: links, logger: logger))
+                var failures = registry.sweep(programmer: programmer, links: links, logger: logger)
+                failures += reprogramPolicy()
+                publish(failures)
                 return .ok
             } catch {
                 publish([ReconcileFailure(object: "endpoint", error: error.description)])
@@ -115,24 +134,127 @@ actor DatapathController {
         }
     }
 
+    /// ADD: the pod's policy entries and ipcache entries first, then its programs and endpoint
+    /// entries, so the pod never sends or receives a packet before its policy is in place.
+    private func add(_ req: HandshakeRequest.AddRequest) async throws(EndpointFailure) {
+        guard let namespace = req.podNamespace, let name = req.podName else {
+            throw EndpointFailure("container \(req.containerID): the request names no pod (K8S_POD_NAMESPACE and K8S_POD_NAME in CNI_ARGS): NetworkPolicy cannot be applied to it")
+        }
+        let key = PodKey(namespace, name)
+        try EndpointRegistry.checkDevice(req, links: links)
+        guard await waitForPod(key) else {
+            throw EndpointFailure("pod \(key): the agent has not seen its Pod object (or its own policy state) yet; try again")
+        }
+        do throws(EndpointFailure) {
+            var addresses = localAddresses()
+            addresses[key] = req.ips
+            let inputs = PolicyInputs.from(snapshot, localNode: nodeName, localAddresses: addresses, routers: nodeConfig?.routers ?? [])
+            let (failures, _) = policy.reconcile(to: inputs, programmer: programmer, logger: logger, between: { _ in [] })
+            if let f = failures.first {
+                throw EndpointFailure("pod \(key): cannot program its policy: \(f)")
+            }
+            guard let policyID = policy.engine.endpointID(of: key) else {
+                throw EndpointFailure("pod \(key): not a pod of node \(nodeName) on the pod network (spec.nodeName, hostNetwork or phase say otherwise)")
+            }
+            let identity = policy.engine.identity(of: key) ?? 0
+            try registry.add(req, identity: identity, policyID: policyID, programmer: programmer, links: links, logger: logger)
+        } catch {
+            // The pod's addresses go back to what the cluster says of them.
+            for f in reprogramPolicy() { logger.error("after a failed add: \(f)") }
+            throw error
+        }
+    }
+
+    /// Waits (letting reconciles run) until the snapshot holds the pod, or the timeout passes.
+    private func waitForPod(_ key: PodKey) async -> Bool {
+        let deadline = ContinuousClock.now + podWaitTimeout
+        var waited = false
+        while !(synced && snapshot.pods[ClusterPod.Key(namespace: key.namespace, name: key.name)] != nil) {
+            guard ContinuousClock.now < deadline else { return false }
+            if !waited {
+                logger.info("add waits for its Pod object", metadata: ["pod.namespace": "\(key.namespace)", "pod.name": "\(key.name)"])
+                waited = true
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return true
+    }
+
     func sweep() {
-        let failures = registry.sweep(programmer: programmer, links: links, logger: logger)
+        var failures = registry.sweep(programmer: programmer, links: links, logger: logger)
+        if synced { failures += reprogramPolicy() }
         for f in failures { logger.error("endpoint sweep: \(f)") }
         publish(failures)
     }
 
-    private func identityOf(namespace: String?, name: String?) -> UInt32 {
-        guard let namespace else { return identities.identity(namespace: "", podLabels: [:], namespaceLabels: [:]) }
-        let pod = name.flatMap { snapshot.pods[ClusterPod.Key(namespace: namespace, name: $0)] }
-        return identities.identity(namespace: namespace, podLabels: pod?.labels ?? [:],
-                                   namespaceLabels: snapshot.namespaces[namespace]?.labels ?? [:])
+    // MARK: policy
+
+    /// The pods' addresses as this node's endpoints hold them.
+    private func localAddresses() -> [PodKey: [IPAddress]] {
+        var out: [PodKey: [IPAddress]] = [:]
+        for ep in registry.endpoints.values {
+            if let ns = ep.podNamespace, let name = ep.podName { out[PodKey(ns, name), default: []] += ep.ips }
+        }
+        return out
+    }
+
+    /// Endpoints adopted from the pinned maps know their addresses, not their pod: find it.
+    private func nameAdoptedEndpoints() {
+        for ep in registry.endpoints.values where ep.podName == nil {
+            guard let pod = snapshot.pods.values.first(where: {
+                $0.nodeName == nodeName && $0.ownsPodIPs && !Set($0.podIPs).isDisjoint(with: ep.ips)
+            }) else { continue }
+            registry.name(endpoint: ep.hostIfindex, namespace: pod.namespace, pod: pod.name)
+        }
+    }
+
+    /// Policy to the snapshot and the endpoints as they are now.
+    private func reprogramPolicy() -> [ReconcileFailure] {
+        let inputs = PolicyInputs.from(snapshot, localNode: nodeName, localAddresses: localAddresses(),
+                                       routers: nodeConfig?.routers ?? [])
+        let (failures, _) = policy.reconcile(to: inputs, programmer: programmer, logger: logger,
+                                             between: { engine in syncEndpointIdentities(engine) })
+        names.withLock { $0 = NameIndex(policy.engine.cluster) }
+        if failures.isEmpty, let revision = snapshot.revision { board.setAppliedRevision(revision) }
+        return failures
+    }
+
+    /// Endpoint entries carry their pod's identity and policy id: rewrite those that changed.
+    private func syncEndpointIdentities(_ engine: PolicyEngine) -> [ReconcileFailure] {
+        var failures: [ReconcileFailure] = []
+        for ep in registry.endpoints.values.sorted(by: { $0.hostIfindex < $1.hostIfindex }) {
+            guard let ns = ep.podNamespace, let name = ep.podName else { continue }
+            let key = PodKey(ns, name)
+            let identity = engine.identity(of: key) ?? 0
+            let policyID = engine.endpointID(of: key) ?? 0
+            do {
+                try registry.setIdentity(identity, policyID: policyID, onEndpoint: ep.hostIfindex,
+                                         programmer: programmer, logger: logger)
+            } catch {
+                failures.append(ReconcileFailure(object: ep.label, error: error.description))
+            }
+        }
+        return failures
+    }
+
+    // MARK: observation
+
+    func status() -> AgentStatus {
+        AgentStatus(node: nodeName, ready: board.isReady, reason: board.report.reason,
+                    appliedRevision: board.appliedRevision, endpoints: registry.endpoints.values.sorted { $0.hostIfindex < $1.hostIfindex },
+                    engine: policy.engine, tunnels: overlay.programmed.tunnels.count, peers: overlay.programmed.peers.count,
+                    policyWrites: policy.writes)
     }
 
     private func publish(_ failures: [ReconcileFailure]) {
         board.set(AgentMetrics.endpoints, Double(registry.count))
         board.set(AgentMetrics.tunnels, Double(overlay.programmed.tunnels.count))
         board.set(AgentMetrics.peers, Double(overlay.programmed.peers.count))
-        board.set(AgentMetrics.ipcacheEntries, Double(ipcache.programmed.count))
+        board.set(AgentMetrics.ipcacheEntries, Double(policy.engine.ipcache.count))
+        board.set(AgentMetrics.policyEntries, Double(policy.engine.policyEntryCount))
+        board.set(AgentMetrics.policies, Double(policy.engine.cluster.policies.count))
+        let ids = policy.engine.identityCount
+        board.set(AgentMetrics.identities, Double(ids.label + ids.cidr))
         if !failures.isEmpty { board.add(AgentMetrics.reconcileFailures, Double(failures.count)) }
     }
 }

@@ -21,6 +21,13 @@ public final class StatusBoard: Sendable {
         state.withLock { if !$0.ready { $0.reason = reason } }
     }
 
+    /// The revision whose policy is programmed (a writer waits for its own).
+    public var appliedRevision: String? { state.withLock { $0.appliedRevision } }
+
+    func setAppliedRevision(_ revision: String) {
+        state.withLock { $0.appliedRevision = revision }
+    }
+
     func set(_ metric: String, _ value: Double) {
         state.withLock { $0.metrics[metric] = value }
     }

@@ -454,6 +454,7 @@ public final class Lab {
         }
         try record()   // before anything exists, so that `down` finds it whatever happens next
         do {
+            try ManifestWriter.writeAll(state, layout: layout)   // the agent learns the pod before its ADD
             let dir = layout.podDir(pod.namespace, pod.name)
             try Sys.makeDirectories(dir)
             _ = try NetworkNamespace.create(named: pod.netns)   // lo up

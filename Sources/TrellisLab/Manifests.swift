@@ -438,15 +438,15 @@ enum ManifestWriter {
         ])
     }
 
-    /// Writes nodes.yaml, namespaces.yaml and pods.yaml (each atomically). Pods are listed once
-    /// they have addresses: an agent never sees a pod without its IPs.
+    /// Writes nodes.yaml, namespaces.yaml and pods.yaml (each atomically). A pod is listed from
+    /// before its CNI ADD (Pending, no addresses), as the API server has it before kubelet wires
+    /// it: its node's agent answers the ADD only once it knows the pod's labels, to program its
+    /// policy first.
     static func writeAll(_ state: LabState, layout: LabLayout) throws(LabError) {
         let header = "Written by `trellisctl lab` for the lab in \(state.stateDir); rewritten on every change."
         try Sys.writeAtomically(try document(state.nodes.map(node), header: header), to: layout.nodesManifest)
         try Sys.writeAtomically(try document(state.namespaces.map(namespace), header: header), to: layout.namespacesManifest)
-        let pods = state.pods.filter { $0.phase == .running && !$0.ips.isEmpty }.map { p in
-            pod(p, hostIP: state.node(p.node)?.nodeIP ?? "")
-        }
+        let pods = state.pods.map { p in pod(p, hostIP: state.node(p.node)?.nodeIP ?? "") }
         try Sys.writeAtomically(try document(pods, header: header), to: layout.podsManifest)
     }
 }

@@ -2,16 +2,17 @@ import Logging
 import TrellisAgent
 import TrellisDatapath
 import TrellisNet
+import TrellisPolicy
 
 /// The agent's `DatapathProgrammer` on the real eBPF datapath: every call is a map write or a
 /// tc attach through `TrellisDatapath.Datapath`. The agent runs inside its node's network
 /// namespace, so tc attach (netlink in the calling thread's namespace) needs no namespace hop.
 final class BPFDatapathProgrammer: DatapathProgrammer, @unchecked Sendable {
-    // `datapath` is immutable and thread-safe per call; `mode` is written by setNodeConfig,
-    // which the agent calls before any attach, from its single actor.
+    // `datapath` is immutable and thread-safe per call. `events` is only touched by the one
+    // thread that reads drop events (the protocol's rule for readDropEvents).
     private let datapath: Datapath
-    private var mode: TrellisDatapath.DatapathMode = .ebpf
     private let logger: Logger
+    private var events: DropEventReader?
 
     init(datapath: Datapath, logger: Logger) {
         self.datapath = datapath
@@ -25,15 +26,9 @@ final class BPFDatapathProgrammer: DatapathProgrammer, @unchecked Sendable {
 
     func setNodeConfig(nodeIP: IPAddress, underlayIfindex: Int32, vni: UInt32, mode: TrellisAgent.DatapathMode,
                        routers: [IPAddress]) throws {
-        let m: TrellisDatapath.DatapathMode = mode == .bridge ? .bridge : .ebpf
-        self.mode = m
         try datapath.setNodeConfig(NodeConfig(
-            nodeIPv4: nodeIP, underlayIfindex: underlayIfindex, vni: vni, mode: m,
+            nodeIPv4: nodeIP, underlayIfindex: underlayIfindex, vni: vni, mode: mode == .bridge ? .bridge : .ebpf,
             routerIPv4: routers.first { $0.family == .v4 }, routerIPv6: routers.first { $0.family == .v6 }))
-    }
-
-    func setNodeConfig(nodeIP: IPAddress, underlayIfindex: Int32, vni: UInt32, mode: TrellisAgent.DatapathMode) throws {
-        try setNodeConfig(nodeIP: nodeIP, underlayIfindex: underlayIfindex, vni: vni, mode: mode, routers: [])
     }
 
     func attachUnderlay(ifindex: Int32) throws { try datapath.attachUnderlay(ifindex: ifindex) }
@@ -43,21 +38,28 @@ final class BPFDatapathProgrammer: DatapathProgrammer, @unchecked Sendable {
     func upsertPeer(nodeIP: IPAddress) throws { try datapath.upsertPeer(nodeIP) }
     func deletePeer(nodeIP: IPAddress) throws { _ = try datapath.deletePeer(nodeIP) }
 
-    func upsertIPCache(prefix: IPNetwork, identity: UInt32) throws { try datapath.upsertIPCache(prefix, identity: identity) }
+    func upsertIPCache(prefix: IPNetwork, entry: IPCacheEntry) throws { try datapath.upsertIPCache(prefix, entry) }
     func deleteIPCache(prefix: IPNetwork) throws { _ = try datapath.deleteIPCache(prefix) }
+    func upsertPolicy(_ key: PolicyMapKey) throws { try datapath.upsertPolicy(key) }
+    func deletePolicy(_ key: PolicyMapKey) throws { _ = try datapath.deletePolicy(key) }
+    func upsertIdentity(_ id: Identity, fingerprint: UInt64) throws { try datapath.upsertIdentity(id, fingerprint: fingerprint) }
+    func deleteIdentity(_ id: Identity) throws { _ = try datapath.deleteIdentity(id) }
+    func bumpPolicyGeneration() throws { _ = try datapath.bumpPolicyGeneration() }
 
-    func attachEndpoint(hostIfindex: Int32) throws { try datapath.attachEndpoint(hostIfindex: hostIfindex, mode: mode) }
+    func attachEndpoint(hostIfindex: Int32) throws { try datapath.attachEndpoint(hostIfindex: hostIfindex) }
     func detachEndpoint(hostIfindex: Int32) throws { try datapath.detachEndpoint(hostIfindex: hostIfindex) }
-    func upsertEndpoint(ip: IPAddress, hostIfindex: Int32, podMAC: MACAddress, hostMAC: MACAddress, identity: UInt32) throws {
-        try datapath.upsertEndpoint(ip, TrellisDatapath.EndpointEntry(hostIfindex: hostIfindex, podMAC: podMAC,
-                                                                       hostMAC: hostMAC, identity: identity))
+    func upsertEndpoint(ip: IPAddress, _ e: TrellisAgent.EndpointEntry) throws {
+        try datapath.upsertEndpoint(ip, TrellisDatapath.EndpointEntry(hostIfindex: e.hostIfindex, podMAC: e.podMAC,
+                                                                       hostMAC: e.hostMAC, identity: e.identity,
+                                                                       policyID: e.policyID))
     }
     func deleteEndpoint(ip: IPAddress) throws { _ = try datapath.deleteEndpoint(ip) }
 
     func programmedEndpoints() throws -> [IPAddress: TrellisAgent.EndpointEntry] {
         var out: [IPAddress: TrellisAgent.EndpointEntry] = [:]
         for (ip, e) in try datapath.endpoints() {
-            out[ip] = TrellisAgent.EndpointEntry(hostIfindex: e.hostIfindex, podMAC: e.podMAC, hostMAC: e.hostMAC, identity: e.identity)
+            out[ip] = TrellisAgent.EndpointEntry(hostIfindex: e.hostIfindex, podMAC: e.podMAC, hostMAC: e.hostMAC,
+                                                 identity: e.identity, policyID: e.policyID)
         }
         return out
     }
@@ -65,8 +67,21 @@ final class BPFDatapathProgrammer: DatapathProgrammer, @unchecked Sendable {
         Dictionary(try datapath.tunnels(), uniquingKeysWith: { a, _ in a })
     }
     func programmedPeers() throws -> Set<IPAddress> { Set(try datapath.peers()) }
-    func programmedIPCache() throws -> [IPNetwork: UInt32] {
+    func programmedIPCache() throws -> [IPNetwork: IPCacheEntry] {
         Dictionary(try datapath.ipcache(), uniquingKeysWith: { a, _ in a })
+    }
+    func programmedPolicy() throws -> Set<PolicyMapKey> { Set(try datapath.policyEntries()) }
+    func programmedIdentities() throws -> [Identity: UInt64] { try datapath.identities() }
+
+    func readDropEvents(timeoutMs: Int32) throws -> [DatapathDropEvent] {
+        if events == nil { events = try DropEventReader(datapath) }
+        return try events!.poll(timeoutMs: timeoutMs).map { e in
+            DatapathDropEvent(
+                timestampNs: e.timestampNs, reason: e.reason?.label ?? "code_\(e.code)",
+                reasonText: e.reason?.description ?? "drop code \(e.code)", direction: e.direction?.label ?? "unknown",
+                ifindex: e.ifindex, proto: e.proto, source: e.source, destination: e.destination,
+                sourcePort: e.sourcePort, destinationPort: e.destinationPort, length: e.length)
+        }
     }
 
     /// Forward and drop counters, summed over CPUs, as Prometheus counters.

@@ -1,4 +1,5 @@
 import TrellisNet
+import TrellisPolicy
 
 /// The parts of a Kubernetes Node the agent reads.
 public struct ClusterNode: Sendable, Equatable {
@@ -102,11 +103,20 @@ public struct ClusterSnapshot: Sendable, Equatable {
     public var nodes: [String: ClusterNode]
     public var namespaces: [String: ClusterNamespace]
     public var pods: [ClusterPod.Key: ClusterPod]
+    /// networking.k8s.io/v1 NetworkPolicies, validated.
+    public var policies: [PolicyKey: NetworkPolicy]
+    /// Where the source is in its history: the highest `metadata.resourceVersion` of the objects
+    /// (manifests) or the list/watch position (Kubernetes API); nil when unknown. The agent
+    /// reports the revision it has programmed, so a writer can wait for its change to be in place.
+    public var revision: String?
 
-    public init(nodes: [ClusterNode] = [], namespaces: [ClusterNamespace] = [], pods: [ClusterPod] = []) {
+    public init(nodes: [ClusterNode] = [], namespaces: [ClusterNamespace] = [], pods: [ClusterPod] = [],
+                policies: [NetworkPolicy] = [], revision: String? = nil) {
         self.nodes = Dictionary(nodes.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
         self.namespaces = Dictionary(namespaces.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
         self.pods = Dictionary(pods.map { ($0.key, $0) }, uniquingKeysWith: { _, last in last })
+        self.policies = Dictionary(policies.map { ($0.key, $0) }, uniquingKeysWith: { _, last in last })
+        self.revision = revision
     }
 
     public static let empty = ClusterSnapshot()

@@ -1,18 +1,21 @@
 import Foundation
 import TrellisJSON
 import TrellisNet
+import TrellisPolicy
 
 /// One object of a manifest that the agent reads; other kinds are ignored.
 public enum ClusterObject: Sendable, Equatable {
     case node(ClusterNode)
     case namespace(ClusterNamespace)
     case pod(ClusterPod)
+    case networkPolicy(NetworkPolicy)
 
     var kindAndName: String {
         switch self {
         case .node(let n): "Node \(n.name)"
         case .namespace(let n): "Namespace \(n.name)"
         case .pod(let p): "Pod \(p.key)"
+        case .networkPolicy(let p): "NetworkPolicy \(p.key)"
         }
     }
 }
@@ -22,6 +25,8 @@ public enum ClusterObject: Sendable, Equatable {
 public struct ManifestContent: Sendable, Equatable {
     public var objects: [ClusterObject]
     public var problems: [String]
+    /// The highest `metadata.resourceVersion` (a number) among the file's objects.
+    public var highestResourceVersion: UInt64?
 }
 
 /// A file that cannot be read as YAML or JSON at all.
@@ -33,8 +38,8 @@ public struct ManifestError: Error, CustomStringConvertible, Sendable {
 
 /// Reads Kubernetes manifests: YAML (several documents separated by `---`) or JSON, objects
 /// alone or in a `kind: List` (or `NodeList`, `PodList`, ... as the API returns them, whose
-/// items carry no `kind`). Kinds other than Node, Namespace and Pod are ignored. An object with
-/// a wrong field is skipped and reported; the rest of its file still counts.
+/// items carry no `kind`). Kinds other than Node, Namespace, Pod and NetworkPolicy are ignored.
+/// An object with a wrong field is skipped and reported; the rest of its file still counts.
 public enum ManifestParser {
     public static func parse(_ text: String, path: String) throws(ManifestError) -> ManifestContent {
         let documents: [JSONValue]
@@ -51,7 +56,7 @@ public enum ManifestParser {
                 throw ManifestError(path: path, reason: "not valid YAML: \(error)")
             }
         }
-        var content = ManifestContent(objects: [], problems: [])
+        var content = ManifestContent(objects: [], problems: [], highestResourceVersion: nil)
         for (i, doc) in documents.enumerated() {
             read(doc, where: documents.count > 1 ? "document \(i + 1)" : "", impliedKind: nil, into: &content)
         }
@@ -84,6 +89,17 @@ public enum ManifestParser {
             }
             for (i, item) in items.enumerated() {
                 read(item, where: prefixed(location, "items[\(i)]"), impliedKind: itemKind, into: &content)
+            }
+            return
+        }
+        if let rv = (try? r.object("metadata")?.string("resourceVersion")).flatMap({ $0 }).flatMap({ UInt64($0) }) {
+            content.highestResourceVersion = max(content.highestResourceVersion ?? 0, rv)
+        }
+        if kind == "NetworkPolicy" {
+            do {
+                content.objects.append(.networkPolicy(try NetworkPolicy(parsing: PolicyValue(doc))))
+            } catch {
+                content.problems.append(prefixed(location, "\(error), skipped"))
             }
             return
         }
@@ -169,5 +185,19 @@ public enum ManifestParser {
             pod.phase = try status.string("phase")
         }
         return pod
+    }
+}
+
+extension PolicyValue {
+    /// The same tree in the policy parser's terms (TrellisPolicy depends on no JSON module).
+    init(_ json: JSONValue) {
+        switch json {
+        case .null: self = .null
+        case .bool(let b): self = .bool(b)
+        case .number(let n): self = .number(n)
+        case .string(let s): self = .string(s)
+        case .array(let items): self = .array(items.map(PolicyValue.init))
+        case .object(let members): self = .object(members.map { (key: $0.key, value: PolicyValue($0.value)) })
+        }
     }
 }

@@ -26,9 +26,9 @@ public struct StaticClusterSource: ClusterSource {
     }
 }
 
-/// Watches `manifestsDir`: polls the files' identity (inode, size, mtime, ctime) every
-/// `interval`, re-reads the files that changed, and yields a snapshot when the merged
-/// content differs from the last one.
+/// Watches `manifestsDir`: re-reads the files that changed as soon as inotify reports a
+/// change in the folder, and in any case every `interval` (the files' identity: inode, size,
+/// mtime, ctime), and yields a snapshot when the merged content differs from the last one.
 ///
 /// Files: `*.yaml`, `*.yml`, `*.json` directly in the folder, in name order (a later file's
 /// object of the same kind and name wins); names starting with '.' are ignored, so writers
@@ -36,6 +36,9 @@ public struct StaticClusterSource: ClusterSource {
 /// with its path and skipped; if it was readable before, its last good content is kept until
 /// it is fixed or removed, so a half-written file never makes the agent tear down tunnels.
 /// Until the folder exists nothing is yielded.
+///
+/// The watching runs on a thread of its own (it blocks in poll(2)), never on the cooperative
+/// pool.
 public final class ManifestsSource: ClusterSource {
     public let directory: String
     public let interval: Duration
@@ -51,21 +54,74 @@ public final class ManifestsSource: ClusterSource {
 
     public func snapshots() -> AsyncStream<ClusterSnapshot> {
         let (stream, continuation) = AsyncStream.makeStream(of: ClusterSnapshot.self, bufferingPolicy: .bufferingNewest(1))
-        let directory = self.directory, interval = self.interval, logger = self.logger
-        let task = Task {
+        let directory = self.directory, logger = self.logger
+        let stopped = Locked(false)
+        let intervalMs = Int32(max(1, interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000))
+        let thread = Thread {
             var scanner = ManifestScanner(directory: directory, logger: logger)
+            var watch = DirectoryWatch(directory: directory)
             var last: ClusterSnapshot?
-            while !Task.isCancelled {
+            while !stopped.current {
                 if let snapshot = scanner.scan(), snapshot != last {
                     last = snapshot
                     continuation.yield(snapshot)
                 }
-                try? await Task.sleep(for: interval)
+                watch.wait(milliseconds: intervalMs)
             }
+            watch.close()
             continuation.finish()
         }
-        continuation.onTermination = { _ in task.cancel() }
+        thread.name = "trellis manifests"
+        continuation.onTermination = { _ in stopped.withLock { $0 = true } }
+        thread.start()
         return stream
+    }
+}
+
+/// inotify on one folder: `wait` returns early when something in it was created, written,
+/// moved or deleted, and otherwise after the timeout. Without inotify (or before the folder
+/// exists) it just sleeps, and the caller's periodic scan still notices every change.
+struct DirectoryWatch {
+    let directory: String
+    private var fd: Int32 = -1
+
+    init(directory: String) {
+        self.directory = directory
+    }
+
+    private mutating func arm() {
+        guard fd < 0 else { return }
+        let f = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard f >= 0 else { return }
+        let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB)
+        if inotify_add_watch(f, directory, mask) < 0 {
+            Glibc.close(f)
+            return
+        }
+        fd = f
+    }
+
+    mutating func wait(milliseconds: Int32) {
+        arm()
+        guard fd >= 0 else {
+            usleep(UInt32(milliseconds) * 1000)
+            return
+        }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        if poll(&p, 1, milliseconds) > 0 {
+            // Drain the events: which file changed does not matter, the scan compares them all.
+            // A few milliseconds more gather the rest of a burst (an editor's or a writer's
+            // temp-file-and-rename) into one scan.
+            usleep(5_000)
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while read(fd, &buffer, buffer.count) > 0 {}
+            if p.revents & Int16(POLLIN) == 0 { close() }   // the folder went away: re-arm later
+        }
+    }
+
+    mutating func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
     }
 }
 
@@ -160,6 +216,7 @@ public struct ManifestScanner {
     private func merged() -> ClusterSnapshot {
         var snapshot = ClusterSnapshot.empty
         var origin: [String: String] = [:]
+        var highest: UInt64?
         for path in files.keys.sorted() {
             guard let content = files[path]?.content else { continue }
             for object in content.objects {
@@ -173,9 +230,14 @@ public struct ManifestScanner {
                 case .node(let n): snapshot.nodes[n.name] = n
                 case .namespace(let n): snapshot.namespaces[n.name] = n
                 case .pod(let p): snapshot.pods[p.key] = p
+                case .networkPolicy(let p): snapshot.policies[p.key] = p
                 }
             }
+            if let rv = content.highestResourceVersion {
+                highest = max(highest ?? 0, rv)
+            }
         }
+        snapshot.revision = highest.map(String.init)
         return snapshot
     }
 }

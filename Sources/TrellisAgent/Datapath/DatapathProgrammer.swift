@@ -1,4 +1,5 @@
 import TrellisNet
+import TrellisPolicy
 
 /// One local endpoint as the datapath holds it (the endpoint map's value), keyed by pod IP.
 public struct EndpointEntry: Sendable, Equatable, Hashable {
@@ -6,25 +7,67 @@ public struct EndpointEntry: Sendable, Equatable, Hashable {
     public var hostIfindex: Int32
     public var podMAC: MACAddress
     public var hostMAC: MACAddress
+    /// The pod's label identity (informational: policy resolves addresses through the ipcache).
     public var identity: UInt32
+    /// The key of the pod's entries in the policy map; 0: none (all its traffic is denied).
+    public var policyID: UInt32
 
-    public init(hostIfindex: Int32, podMAC: MACAddress, hostMAC: MACAddress, identity: UInt32) {
+    public init(hostIfindex: Int32, podMAC: MACAddress, hostMAC: MACAddress, identity: UInt32, policyID: UInt32) {
         self.hostIfindex = hostIfindex
         self.podMAC = podMAC
         self.hostMAC = hostMAC
         self.identity = identity
+        self.policyID = policyID
+    }
+}
+
+/// A packet the datapath dropped, as its event ring reports it (the agent's view of it; names
+/// are resolved by the agent).
+public struct DatapathDropEvent: Sendable, Equatable {
+    /// CLOCK_MONOTONIC nanoseconds.
+    public var timestampNs: UInt64
+    /// Stable snake_case reason (`policy_ingress`, `spoofed_ip`, ...), or `code_N` when unknown.
+    public var reason: String
+    /// Human words for the reason.
+    public var reasonText: String
+    /// `from_pod`, `to_pod`, `from_underlay`.
+    public var direction: String
+    public var ifindex: UInt32
+    /// IPPROTO_* (0 when not parsed).
+    public var proto: UInt8
+    public var source: IPAddress?
+    public var destination: IPAddress?
+    public var sourcePort: UInt16
+    public var destinationPort: UInt16
+    public var length: UInt32
+
+    public init(timestampNs: UInt64, reason: String, reasonText: String, direction: String, ifindex: UInt32,
+                proto: UInt8, source: IPAddress?, destination: IPAddress?, sourcePort: UInt16,
+                destinationPort: UInt16, length: UInt32) {
+        self.timestampNs = timestampNs
+        self.reason = reason
+        self.reasonText = reasonText
+        self.direction = direction
+        self.ifindex = ifindex
+        self.proto = proto
+        self.source = source
+        self.destination = destination
+        self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
+        self.length = length
     }
 }
 
 /// What the agent asks of the datapath: node-wide settings, the overlay (tunnel and peer
-/// maps), the ipcache (prefix -> identity) and local endpoints (tc programs on host veths plus
-/// the endpoint map). The agent owns the decisions; an implementation only writes what it is
+/// maps), the ipcache (prefix -> identities), the local pods' policy entries, local endpoints
+/// (tc programs on host veths plus the endpoint map) and its drop events. The agent owns the decisions; an implementation only writes what it is
 /// told, and reads back what is pinned so that a restarted agent adopts it instead of
 /// rebuilding it (traffic keeps flowing across agent restarts).
 ///
 /// Rules for implementations:
 /// * Every call is made from one actor, never two at once, so an implementation needs no
-///   locking of its own for these calls; `metrics()` is the exception (see there).
+///   locking of its own for these calls; `metrics()` and `readDropEvents` are the exceptions
+///   (see there).
 /// * Calls are synchronous and short (a map update, a tc attach): the agent makes them from
 ///   its actor and does not expect them to block for long.
 /// * "upsert" writes or overwrites one entry; "delete" of an absent entry is not an error.
@@ -50,9 +93,19 @@ public protocol DatapathProgrammer: AnyObject, Sendable {
     func upsertPeer(nodeIP: IPAddress) throws
     func deletePeer(nodeIP: IPAddress) throws
 
-    /// Address prefix (a pod's /32 or /128) -> security identity.
-    func upsertIPCache(prefix: IPNetwork, identity: UInt32) throws
+    /// Address prefix -> identities (a pod's /32 or /128, this node's addresses, ipBlock prefixes).
+    func upsertIPCache(prefix: IPNetwork, entry: IPCacheEntry) throws
     func deleteIPCache(prefix: IPNetwork) throws
+    /// One allow entry of a local pod's policy (`PolicyMapLayout`).
+    func upsertPolicy(_ key: PolicyMapKey) throws
+    func deletePolicy(_ key: PolicyMapKey) throws
+    /// What an identity number stands for (a fingerprint of its labels): the agent's record,
+    /// pinned with the maps, read back by a restarted agent to keep its numbers.
+    func upsertIdentity(_ id: Identity, fingerprint: UInt64) throws
+    func deleteIdentity(_ id: Identity) throws
+    /// Starts a new policy generation once a change of the policy or ipcache maps is written:
+    /// tracked flows are checked against policy again on their next packet.
+    func bumpPolicyGeneration() throws
 
     /// Attaches (or replaces) the endpoint programs on a pod's host veth.
     func attachEndpoint(hostIfindex: Int32) throws
@@ -60,14 +113,20 @@ public protocol DatapathProgrammer: AnyObject, Sendable {
     /// with it).
     func detachEndpoint(hostIfindex: Int32) throws
     /// One pod IP of a local endpoint.
-    func upsertEndpoint(ip: IPAddress, hostIfindex: Int32, podMAC: MACAddress, hostMAC: MACAddress, identity: UInt32) throws
+    func upsertEndpoint(ip: IPAddress, _ entry: EndpointEntry) throws
     func deleteEndpoint(ip: IPAddress) throws
 
     /// What the pinned maps hold now, read once at start for adoption.
     func programmedEndpoints() throws -> [IPAddress: EndpointEntry]
     func programmedTunnels() throws -> [IPNetwork: IPAddress]
     func programmedPeers() throws -> Set<IPAddress>
-    func programmedIPCache() throws -> [IPNetwork: UInt32]
+    func programmedIPCache() throws -> [IPNetwork: IPCacheEntry]
+    func programmedPolicy() throws -> Set<PolicyMapKey>
+    func programmedIdentities() throws -> [Identity: UInt64]
+
+    /// Waits up to `timeoutMs` for drop events and returns them (empty when the datapath reports
+    /// none). Called from one dedicated thread only.
+    func readDropEvents(timeoutMs: Int32) throws -> [DatapathDropEvent]
 
     /// Extra Prometheus samples (full metric name -> value), e.g. datapath drop counters.
     /// Called from the health server's own thread, concurrently with the other calls: an

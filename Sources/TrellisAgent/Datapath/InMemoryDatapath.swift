@@ -1,17 +1,24 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import TrellisNet
+import TrellisPolicy
 
 /// A `DatapathProgrammer` that programs nothing: it logs every call and keeps the entries in
 /// memory, so the agent's logic (reconcilers, handshake, readiness) runs end to end without
-/// the eBPF datapath. The executable uses it until the real datapath is wired in; it is not
-/// persistent, so a restarted agent adopts nothing from it.
+/// the eBPF datapath. Development and tests only; it is not persistent, so a restarted agent
+/// adopts nothing from it.
 public final class InMemoryDatapath: DatapathProgrammer, @unchecked Sendable {
     public struct State: Sendable, Equatable {
         public var nodeConfig: NodeConfig?
         public var underlayIfindex: Int32?
         public var tunnels: [IPNetwork: IPAddress] = [:]
         public var peers: Set<IPAddress> = []
-        public var ipcache: [IPNetwork: UInt32] = [:]
+        public var ipcache: [IPNetwork: IPCacheEntry] = [:]
+        public var policy: Set<PolicyMapKey> = []
+        public var identities: [Identity: UInt64] = [:]
+        public var policyGeneration: UInt32 = 0
         public var attached: Set<Int32> = []
         public var endpoints: [IPAddress: EndpointEntry] = [:]
     }
@@ -36,62 +43,80 @@ public final class InMemoryDatapath: DatapathProgrammer, @unchecked Sendable {
 
     public var snapshot: State { state.current }
 
+    /// Logs the call at debug level and applies it to the state.
+    private func record(_ what: String, _ metadata: Logger.Metadata = [:], _ change: (inout State) -> Void) {
+        logger.debug("datapath: \(what)", metadata: metadata)
+        state.withLock(change)
+    }
+
     public func setNodeConfig(nodeIP: IPAddress, underlayIfindex: Int32, vni: UInt32, mode: DatapathMode,
                               routers: [IPAddress]) {
-        logger.debug("datapath: set node config", metadata: [
-            "node.ip": "\(nodeIP)", "underlay.ifindex": "\(underlayIfindex)", "vni": "\(vni)", "mode": "\(mode.rawValue)",
-            "routers": "\(routers.map(\.description).joined(separator: ","))"])
-        state.withLock {
+        record("set node config", ["node.ip": "\(nodeIP)", "underlay.ifindex": "\(underlayIfindex)", "vni": "\(vni)",
+                                   "mode": "\(mode.rawValue)", "routers": "\(routers.map(\.description).joined(separator: ","))"]) {
             $0.nodeConfig = NodeConfig(nodeIP: nodeIP, underlayIfindex: underlayIfindex, vni: vni, mode: mode, routers: routers)
         }
     }
     public func attachUnderlay(ifindex: Int32) {
-        logger.debug("datapath: attach underlay", metadata: ["underlay.ifindex": "\(ifindex)"])
-        state.withLock { $0.underlayIfindex = ifindex }
+        record("attach underlay", ["underlay.ifindex": "\(ifindex)"]) { $0.underlayIfindex = ifindex }
     }
     public func upsertTunnel(podCIDR: IPNetwork, nodeIP: IPAddress) {
-        logger.debug("datapath: upsert tunnel", metadata: ["tunnel.cidr": "\(podCIDR)", "tunnel.nodeIP": "\(nodeIP)"])
-        state.withLock { $0.tunnels[podCIDR] = nodeIP }
+        record("upsert tunnel", ["tunnel.cidr": "\(podCIDR)", "tunnel.nodeIP": "\(nodeIP)"]) { $0.tunnels[podCIDR] = nodeIP }
     }
     public func deleteTunnel(podCIDR: IPNetwork) {
-        logger.debug("datapath: delete tunnel", metadata: ["tunnel.cidr": "\(podCIDR)"])
-        state.withLock { $0.tunnels[podCIDR] = nil }
+        record("delete tunnel", ["tunnel.cidr": "\(podCIDR)"]) { $0.tunnels[podCIDR] = nil }
     }
     public func upsertPeer(nodeIP: IPAddress) {
-        logger.debug("datapath: upsert peer", metadata: ["peer.ip": "\(nodeIP)"])
-        state.withLock { _ = $0.peers.insert(nodeIP) }
+        record("upsert peer", ["peer.ip": "\(nodeIP)"]) { _ = $0.peers.insert(nodeIP) }
     }
     public func deletePeer(nodeIP: IPAddress) {
-        logger.debug("datapath: delete peer", metadata: ["peer.ip": "\(nodeIP)"])
-        state.withLock { _ = $0.peers.remove(nodeIP) }
+        record("delete peer", ["peer.ip": "\(nodeIP)"]) { _ = $0.peers.remove(nodeIP) }
     }
-    public func upsertIPCache(prefix: IPNetwork, identity: UInt32) {
-        logger.debug("datapath: upsert ipcache", metadata: ["ipcache.prefix": "\(prefix)", "identity": "\(identity)"])
-        state.withLock { $0.ipcache[prefix] = identity }
+    public func upsertIPCache(prefix: IPNetwork, entry: IPCacheEntry) {
+        record("upsert ipcache", ["ipcache.prefix": "\(prefix)", "identity": "\(entry)"]) { $0.ipcache[prefix] = entry }
     }
     public func deleteIPCache(prefix: IPNetwork) {
-        logger.debug("datapath: delete ipcache", metadata: ["ipcache.prefix": "\(prefix)"])
-        state.withLock { $0.ipcache[prefix] = nil }
+        record("delete ipcache", ["ipcache.prefix": "\(prefix)"]) { $0.ipcache[prefix] = nil }
+    }
+    public func upsertPolicy(_ key: PolicyMapKey) {
+        record("upsert policy", ["policy.entry": "\(key)"]) { _ = $0.policy.insert(key) }
+    }
+    public func deletePolicy(_ key: PolicyMapKey) {
+        record("delete policy", ["policy.entry": "\(key)"]) { _ = $0.policy.remove(key) }
+    }
+    public func upsertIdentity(_ id: Identity, fingerprint: UInt64) {
+        record("upsert identity", ["identity": "\(id)"]) { $0.identities[id] = fingerprint }
+    }
+    public func deleteIdentity(_ id: Identity) {
+        record("delete identity", ["identity": "\(id)"]) { $0.identities[id] = nil }
+    }
+    public func bumpPolicyGeneration() {
+        record("bump policy generation") { $0.policyGeneration &+= 1 }
     }
     public func attachEndpoint(hostIfindex: Int32) {
-        logger.debug("datapath: attach endpoint", metadata: ["endpoint.ifindex": "\(hostIfindex)"])
-        state.withLock { _ = $0.attached.insert(hostIfindex) }
+        record("attach endpoint", ["endpoint.ifindex": "\(hostIfindex)"]) { _ = $0.attached.insert(hostIfindex) }
     }
     public func detachEndpoint(hostIfindex: Int32) {
-        logger.debug("datapath: detach endpoint", metadata: ["endpoint.ifindex": "\(hostIfindex)"])
-        state.withLock { _ = $0.attached.remove(hostIfindex) }
+        record("detach endpoint", ["endpoint.ifindex": "\(hostIfindex)"]) { _ = $0.attached.remove(hostIfindex) }
     }
-    public func upsertEndpoint(ip: IPAddress, hostIfindex: Int32, podMAC: MACAddress, hostMAC: MACAddress, identity: UInt32) {
-        logger.debug("datapath: upsert endpoint", metadata: [
-            "endpoint.ip": "\(ip)", "endpoint.ifindex": "\(hostIfindex)", "identity": "\(identity)"])
-        state.withLock { $0.endpoints[ip] = EndpointEntry(hostIfindex: hostIfindex, podMAC: podMAC, hostMAC: hostMAC, identity: identity) }
+    public func upsertEndpoint(ip: IPAddress, _ entry: EndpointEntry) {
+        record("upsert endpoint", ["endpoint.ip": "\(ip)", "endpoint.ifindex": "\(entry.hostIfindex)",
+                                   "identity": "\(entry.identity)", "policy.id": "\(entry.policyID)"]) {
+            $0.endpoints[ip] = entry
+        }
     }
     public func deleteEndpoint(ip: IPAddress) {
-        logger.debug("datapath: delete endpoint", metadata: ["endpoint.ip": "\(ip)"])
-        state.withLock { $0.endpoints[ip] = nil }
+        record("delete endpoint", ["endpoint.ip": "\(ip)"]) { $0.endpoints[ip] = nil }
     }
     public func programmedEndpoints() -> [IPAddress: EndpointEntry] { state.current.endpoints }
     public func programmedTunnels() -> [IPNetwork: IPAddress] { state.current.tunnels }
     public func programmedPeers() -> Set<IPAddress> { state.current.peers }
-    public func programmedIPCache() -> [IPNetwork: UInt32] { state.current.ipcache }
+    public func programmedIPCache() -> [IPNetwork: IPCacheEntry] { state.current.ipcache }
+    public func programmedPolicy() -> Set<PolicyMapKey> { state.current.policy }
+    public func programmedIdentities() -> [Identity: UInt64] { state.current.identities }
+
+    /// No packets, no drops: waits the time asked, so a reader loop does not spin.
+    public func readDropEvents(timeoutMs: Int32) throws -> [DatapathDropEvent] {
+        usleep(UInt32(max(0, timeoutMs)) * 1000)
+        return []
+    }
 }

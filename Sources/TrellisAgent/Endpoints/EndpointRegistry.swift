@@ -14,11 +14,13 @@ public struct LocalEndpoint: Sendable, Equatable {
     public var hostMAC: MACAddress
     public var podMAC: MACAddress
     public var ips: [IPAddress]
+    /// The pod's label identity and the key of its policy entries, as its endpoint entries say.
     public var identity: UInt32
+    public var policyID: UInt32
 
     public init(containerID: String?, ifname: String?, podNamespace: String? = nil, podName: String? = nil,
                 hostIfname: String?, hostIfindex: Int32, hostMAC: MACAddress, podMAC: MACAddress,
-                ips: [IPAddress], identity: UInt32) {
+                ips: [IPAddress], identity: UInt32, policyID: UInt32) {
         self.containerID = containerID
         self.ifname = ifname
         self.podNamespace = podNamespace
@@ -29,6 +31,12 @@ public struct LocalEndpoint: Sendable, Equatable {
         self.podMAC = podMAC
         self.ips = ips
         self.identity = identity
+        self.policyID = policyID
+    }
+
+    /// The endpoint map's value for each of its addresses.
+    var entry: EndpointEntry {
+        EndpointEntry(hostIfindex: hostIfindex, podMAC: podMAC, hostMAC: hostMAC, identity: identity, policyID: policyID)
     }
 
     var logMetadata: Logger.Metadata {
@@ -76,25 +84,16 @@ public struct EndpointRegistry: Sendable {
 
     // MARK: ADD
 
-    public mutating func add(_ req: HandshakeRequest.AddRequest, identity: UInt32, programmer: any DatapathProgrammer,
-                             links: any LinkInspector, logger: Logger) throws(EndpointFailure) {
+    public mutating func add(_ req: HandshakeRequest.AddRequest, identity: UInt32, policyID: UInt32,
+                             programmer: any DatapathProgrammer, links: any LinkInspector,
+                             logger: Logger) throws(EndpointFailure) {
         var endpoint = LocalEndpoint(containerID: req.containerID, ifname: req.ifname, podNamespace: req.podNamespace,
                                      podName: req.podName, hostIfname: req.hostIfname, hostIfindex: req.hostIfindex,
-                                     hostMAC: req.hostMAC, podMAC: req.podMAC, ips: req.ips, identity: identity)
+                                     hostMAC: req.hostMAC, podMAC: req.podMAC, ips: req.ips, identity: identity,
+                                     policyID: policyID)
         var log = logger
         for (k, v) in endpoint.logMetadata { log[metadataKey: k] = v }
-
-        // The device must be the one the plugin named: an ifindex alone could be anything.
-        let device: LinkFacts?
-        do { device = try links.link(index: req.hostIfindex) } catch {
-            throw EndpointFailure("\(endpoint.label): cannot look up the host veth: \(error)")
-        }
-        guard let device else {
-            throw EndpointFailure("\(endpoint.label): host veth \(req.hostIfname) (ifindex \(req.hostIfindex)) does not exist")
-        }
-        guard device.name == req.hostIfname else {
-            throw EndpointFailure("\(endpoint.label): ifindex \(req.hostIfindex) is \(device.name), not \(req.hostIfname)")
-        }
+        try Self.checkDevice(req, links: links)
 
         // The same container interface on another (older) veth: ADD was repeated after the
         // veth was recreated. Its old entries go first.
@@ -111,9 +110,9 @@ public struct EndpointRegistry: Sendable {
             log.debug("programming: attach endpoint")
             try programmer.attachEndpoint(hostIfindex: req.hostIfindex)
             for ip in req.ips {
-                log.debug("programming: upsert endpoint", metadata: ["endpoint.ip": "\(ip)", "identity": "\(identity)"])
-                try programmer.upsertEndpoint(ip: ip, hostIfindex: req.hostIfindex, podMAC: req.podMAC,
-                                              hostMAC: req.hostMAC, identity: identity)
+                log.debug("programming: upsert endpoint", metadata: [
+                    "endpoint.ip": "\(ip)", "identity": "\(identity)", "policy.id": "\(policyID)"])
+                try programmer.upsertEndpoint(ip: ip, endpoint.entry)
                 written.append(ip)
             }
             for ip in replaced?.ips ?? [] where !req.ips.contains(ip) && owner(of: ip) == req.hostIfindex {
@@ -144,6 +143,23 @@ public struct EndpointRegistry: Sendable {
         endpoints[req.hostIfindex] = endpoint
         log.info(replaced == nil ? "endpoint added" : "endpoint updated",
                  metadata: ["endpoint.ips": .array(req.ips.map { .string("\($0)") })])
+    }
+
+    /// The device must be the one the plugin named: an ifindex alone could be anything.
+    static func checkDevice(_ req: HandshakeRequest.AddRequest, links: any LinkInspector) throws(EndpointFailure) {
+        let label = LocalEndpoint(containerID: req.containerID, ifname: req.ifname, podNamespace: req.podNamespace,
+                                  podName: req.podName, hostIfname: req.hostIfname, hostIfindex: req.hostIfindex,
+                                  hostMAC: req.hostMAC, podMAC: req.podMAC, ips: req.ips, identity: 0, policyID: 0).label
+        let device: LinkFacts?
+        do { device = try links.link(index: req.hostIfindex) } catch {
+            throw EndpointFailure("\(label): cannot look up the host veth: \(error)")
+        }
+        guard let device else {
+            throw EndpointFailure("\(label): host veth \(req.hostIfname) (ifindex \(req.hostIfindex)) does not exist")
+        }
+        guard device.name == req.hostIfname else {
+            throw EndpointFailure("\(label): ifindex \(req.hostIfindex) is \(device.name), not \(req.hostIfname)")
+        }
     }
 
     /// Drops `ip` from whatever record lists it (its entry was overwritten or deleted).
@@ -199,6 +215,36 @@ public struct EndpointRegistry: Sendable {
         log.info("endpoint removed: \(reason)")
     }
 
+    // MARK: identity
+
+    /// Rewrites the endpoint entries of the endpoint on `hostIfindex` with a new identity and
+    /// policy id (the pod was relabelled, or an adopted endpoint learnt its pod).
+    public mutating func setIdentity(_ identity: UInt32, policyID: UInt32, onEndpoint index: Int32,
+                                     programmer: any DatapathProgrammer, logger: Logger) throws(EndpointFailure) {
+        guard var ep = endpoints[index], ep.identity != identity || ep.policyID != policyID else { return }
+        ep.identity = identity
+        ep.policyID = policyID
+        var log = logger
+        for (k, v) in ep.logMetadata { log[metadataKey: k] = v }
+        for ip in ep.ips {
+            log.debug("programming: upsert endpoint", metadata: [
+                "endpoint.ip": "\(ip)", "identity": "\(identity)", "policy.id": "\(policyID)"])
+            do { try programmer.upsertEndpoint(ip: ip, ep.entry) } catch {
+                throw EndpointFailure("\(ep.label): cannot write the entry of \(ip): \(error)")
+            }
+        }
+        endpoints[index] = ep
+        log.info("endpoint identity updated", metadata: ["identity": "\(identity)", "policy.id": "\(policyID)"])
+    }
+
+    /// Names an endpoint adopted from the pinned maps after its pod was found by address.
+    mutating func name(endpoint index: Int32, namespace: String, pod: String) {
+        guard var ep = endpoints[index], ep.podName == nil else { return }
+        ep.podNamespace = namespace
+        ep.podName = pod
+        endpoints[index] = ep
+    }
+
     // MARK: sweep and adoption
 
     /// Removes endpoints whose host veth is gone (or whose ifindex now names another device).
@@ -235,7 +281,7 @@ public struct EndpointRegistry: Sendable {
             let device = (try? links.link(index: index)) ?? nil
             let ep = LocalEndpoint(containerID: nil, ifname: nil, hostIfname: device?.name, hostIfindex: index,
                                    hostMAC: first.hostMAC, podMAC: first.podMAC, ips: sorted.map(\.0),
-                                   identity: first.identity)
+                                   identity: first.identity, policyID: first.policyID)
             endpoints[index] = ep
             var log = logger
             for (k, v) in ep.logMetadata { log[metadataKey: k] = v }

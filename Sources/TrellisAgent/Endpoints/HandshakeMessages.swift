@@ -1,11 +1,20 @@
 import TrellisJSON
 import TrellisNet
+import TrellisPolicy
 
-/// A request of the CNI handshake (docs/agent.md), checked field by field.
+/// A request on the agent's socket (docs/agent.md), checked field by field: the CNI handshake
+/// (`add`, `del`, `status`) and the operator's local API (`agent`, `explain`, `monitor`),
+/// which `trellisctl` speaks.
 public enum HandshakeRequest: Sendable, Equatable {
     case add(AddRequest)
     case del(DelRequest)
     case status
+    /// The agent's state: readiness, revision, counts, local endpoints and their policy.
+    case agentStatus
+    /// The policy verdict for one connection.
+    case explain(ExplainRequest)
+    /// Stream drop events until the client goes.
+    case monitor(MonitorFilter)
 
     public struct AddRequest: Sendable, Equatable {
         public var containerID: String
@@ -59,6 +68,12 @@ public enum HandshakeRequest: Sendable, Equatable {
         switch op {
         case "status":
             return .status
+        case "agent":
+            return .agentStatus
+        case "explain":
+            return .explain(try ExplainRequest(r))
+        case "monitor":
+            return .monitor(try MonitorFilter(r))
         case "del":
             return .del(DelRequest(containerID: try r.requiredString("containerID"),
                                    ifname: try r.requiredString("ifname"),
@@ -93,7 +108,7 @@ public enum HandshakeRequest: Sendable, Equatable {
                 podMAC: try mac(r, "podMAC"),
                 ips: ips))
         default:
-            throw FieldError("op", "\"\(op)\" is not an operation (add, del or status)")
+            throw FieldError("op", "\"\(op)\" is not an operation (add, del, status, agent, explain or monitor)")
         }
     }
 
@@ -109,12 +124,15 @@ public enum HandshakeAnswer: Sendable, Equatable {
     case ok
     case status(ready: Bool)
     case failure(String)
+    /// `{"ok":true, ...members}`: the local API's answers.
+    case document([JSONMember])
 
     public var json: JSONValue {
         switch self {
         case .ok: .object([("ok", .bool(true))])
         case .status(let ready): .object([("ok", .bool(true)), ("ready", .bool(ready))])
         case .failure(let why): .object([("ok", .bool(false)), ("error", .string(why))])
+        case .document(let members): .object([JSONMember(key: "ok", value: .bool(true))] + members)
         }
     }
 

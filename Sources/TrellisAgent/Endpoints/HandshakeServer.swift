@@ -4,14 +4,17 @@ import Glibc
 import Foundation
 import Logging
 
-/// The CNI handshake socket (docs/agent.md): a unix stream socket, one JSON request line per
-/// connection, one JSON answer line back.
+/// The agent's socket (docs/agent.md): the CNI handshake and the operator's local API. A unix
+/// stream socket, one JSON request line per connection, one JSON answer line back; a `monitor`
+/// request is answered with a stream of lines instead, until the client closes.
 ///
 /// The socket's folder is created 0700 when missing, the socket file is 0600 (only root's
 /// plugin talks to it). A stale socket file from an earlier agent is removed; a live one
 /// (another agent answers on it) is an error, as is a path that holds something else.
 public final class HandshakeServer: Sendable {
     public typealias Handler = @Sendable (HandshakeRequest) async -> HandshakeAnswer
+    /// Serves a streaming request on the connection's socket, blocking its thread until done.
+    public typealias Streamer = @Sendable (HandshakeRequest, Int32) -> Void
 
     public let path: String
     private let server: SocketServer
@@ -19,7 +22,8 @@ public final class HandshakeServer: Sendable {
     static let requestTimeoutSeconds = 10
     static let maxRequestBytes = 64 * 1024
 
-    public init(path: String, logger: Logger, handler: @escaping Handler) throws(SystemError) {
+    public init(path: String, logger: Logger, handler: @escaping Handler,
+                streamer: Streamer? = nil) throws(SystemError) {
         self.path = path
         let fd = try Self.listen(at: path)
         var log = logger
@@ -27,7 +31,7 @@ public final class HandshakeServer: Sendable {
         let connectionLogger = log
         do {
             server = try SocketServer(listening: fd, name: "trellis handshake") { conn in
-                Self.serve(conn, handler: handler, logger: connectionLogger)
+                Self.serve(conn, handler: handler, streamer: streamer, logger: connectionLogger)
             }
         } catch {
             close(fd)
@@ -43,7 +47,7 @@ public final class HandshakeServer: Sendable {
         unlink(path)
     }
 
-    private static func serve(_ fd: Int32, handler: @escaping Handler, logger: Logger) {
+    private static func serve(_ fd: Int32, handler: @escaping Handler, streamer: Streamer?, logger: Logger) {
         Posix.setTimeouts(fd, seconds: requestTimeoutSeconds)
         let (data, problem) = readUntil(fd, delimiter: [0x0A], limit: maxRequestBytes)
         let answer: HandshakeAnswer
@@ -54,6 +58,15 @@ public final class HandshakeServer: Sendable {
         } else {
             do {
                 let request = try HandshakeRequest.parse(data)
+                if case .monitor = request {
+                    guard let streamer else {
+                        answer = .failure("this agent has no drop monitor")
+                        try? Posix.sendAll(fd, answer.line)
+                        return
+                    }
+                    streamer(request, fd)
+                    return
+                }
                 answer = waitForAsync { await handler(request) }
             } catch {
                 logger.warning("malformed handshake request: \(error)")

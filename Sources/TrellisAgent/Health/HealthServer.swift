@@ -12,11 +12,15 @@ public struct HealthReport: Sendable, Equatable {
     public var reason: String
     /// Gauges and counters of the agent itself: full metric name -> value.
     public var metrics: [String: Double]
+    /// The cluster state revision whose policy is programmed (see `ClusterSnapshot.revision`).
+    public var appliedRevision: String?
 
-    public init(ready: Bool = false, reason: String = "starting", metrics: [String: Double] = [:]) {
+    public init(ready: Bool = false, reason: String = "starting", metrics: [String: Double] = [:],
+                appliedRevision: String? = nil) {
         self.ready = ready
         self.reason = reason
         self.metrics = metrics
+        self.appliedRevision = appliedRevision
     }
 }
 
@@ -30,13 +34,19 @@ public enum AgentMetrics {
     public static let snapshots = "trellis_agent_snapshots_total"
     public static let reconcileFailures = "trellis_agent_reconcile_failures_total"
     public static let handshakes = "trellis_agent_handshake_requests_total"
+    public static let policyEntries = "trellis_agent_policy_entries"
+    public static let policies = "trellis_agent_network_policies"
+    public static let identities = "trellis_agent_identities"
 
     static let help: [String: (String, String)] = [
         ready: ("1 when the datapath is loaded, the state synced and the conflist written.", "gauge"),
         endpoints: ("Local endpoints (pod interfaces) programmed.", "gauge"),
         tunnels: ("Remote pod CIDRs programmed as Geneve tunnels.", "gauge"),
         peers: ("Peer nodes whose Geneve traffic is accepted.", "gauge"),
-        ipcacheEntries: ("ipcache entries (pod IP -> identity) programmed.", "gauge"),
+        ipcacheEntries: ("ipcache entries (address or prefix -> identity) programmed.", "gauge"),
+        policyEntries: ("Allow entries of the local pods' NetworkPolicy programmed.", "gauge"),
+        policies: ("NetworkPolicies known.", "gauge"),
+        identities: ("Security identities in use (label sets and ipBlock memberships).", "gauge"),
         snapshots: ("Cluster state snapshots received from the source.", "counter"),
         reconcileFailures: ("Programming actions that failed (retried).", "counter"),
         handshakes: ("CNI handshake requests answered.", "counter"),

@@ -4,6 +4,7 @@ import Logging
 import Testing
 @testable import TrellisAgent
 import TrellisNet
+import TrellisPolicy
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -76,7 +77,9 @@ final class RecordingProgrammer: DatapathProgrammer, @unchecked Sendable {
         case attachUnderlay(Int32)
         case upsertTunnel(IPNetwork, IPAddress), deleteTunnel(IPNetwork)
         case upsertPeer(IPAddress), deletePeer(IPAddress)
-        case upsertIPCache(IPNetwork, UInt32), deleteIPCache(IPNetwork)
+        case upsertIPCache(IPNetwork, IPCacheEntry), deleteIPCache(IPNetwork)
+        case upsertPolicy(PolicyMapKey), deletePolicy(PolicyMapKey), bumpPolicyGeneration
+        case upsertIdentity(Identity), deleteIdentity(Identity)
         case attachEndpoint(Int32), detachEndpoint(Int32)
         case upsertEndpoint(IPAddress, Int32, UInt32), deleteEndpoint(IPAddress)
 
@@ -88,21 +91,37 @@ final class RecordingProgrammer: DatapathProgrammer, @unchecked Sendable {
             case .deleteTunnel(let c): "deleteTunnel(\(c))"
             case .upsertPeer(let i): "upsertPeer(\(i))"
             case .deletePeer(let i): "deletePeer(\(i))"
-            case .upsertIPCache(let p, let id): "upsertIPCache(\(p), \(id))"
+            case .upsertIPCache(let p, let e): "upsertIPCache(\(p), \(e))"
             case .deleteIPCache(let p): "deleteIPCache(\(p))"
+            case .upsertPolicy(let k): "upsertPolicy(\(k))"
+            case .deletePolicy(let k): "deletePolicy(\(k))"
+            case .bumpPolicyGeneration: "bumpPolicyGeneration"
+            case .upsertIdentity(let i): "upsertIdentity(\(i))"
+            case .deleteIdentity(let i): "deleteIdentity(\(i))"
             case .attachEndpoint(let i): "attachEndpoint(\(i))"
             case .detachEndpoint(let i): "detachEndpoint(\(i))"
-            case .upsertEndpoint(let a, let i, let id): "upsertEndpoint(\(a), \(i), \(id))"
+            case .upsertEndpoint(let a, let i, let id): "upsertEndpoint(\(a), \(i), policy \(id))"
             case .deleteEndpoint(let a): "deleteEndpoint(\(a))"
             }
         }
 
+        /// Whether this is a write of the policy or ipcache maps (or the generation).
+        var isPolicyWrite: Bool {
+            switch self {
+            case .upsertIPCache, .deleteIPCache, .upsertPolicy, .deletePolicy, .bumpPolicyGeneration, .upsertIdentity,
+                 .deleteIdentity: true
+            default: false
+            }
+        }
     }
 
     struct State: Equatable {
         var tunnels: [IPNetwork: IPAddress] = [:]
         var peers: Set<IPAddress> = []
-        var ipcache: [IPNetwork: UInt32] = [:]
+        var ipcache: [IPNetwork: IPCacheEntry] = [:]
+        var policy: Set<PolicyMapKey> = []
+        var identities: [Identity: UInt64] = [:]
+        var generation: UInt32 = 0
         var attached: Set<Int32> = []
         var endpoints: [IPAddress: EndpointEntry] = [:]
     }
@@ -139,16 +158,19 @@ final class RecordingProgrammer: DatapathProgrammer, @unchecked Sendable {
     func deleteTunnel(podCIDR: IPNetwork) throws { try record(.deleteTunnel(podCIDR)) { $0.tunnels[podCIDR] = nil } }
     func upsertPeer(nodeIP: IPAddress) throws { try record(.upsertPeer(nodeIP)) { $0.peers.insert(nodeIP) } }
     func deletePeer(nodeIP: IPAddress) throws { try record(.deletePeer(nodeIP)) { $0.peers.remove(nodeIP) } }
-    func upsertIPCache(prefix: IPNetwork, identity: UInt32) throws {
-        try record(.upsertIPCache(prefix, identity)) { $0.ipcache[prefix] = identity }
+    func upsertIPCache(prefix: IPNetwork, entry: IPCacheEntry) throws {
+        try record(.upsertIPCache(prefix, entry)) { $0.ipcache[prefix] = entry }
     }
     func deleteIPCache(prefix: IPNetwork) throws { try record(.deleteIPCache(prefix)) { $0.ipcache[prefix] = nil } }
+    func upsertPolicy(_ key: PolicyMapKey) throws { try record(.upsertPolicy(key)) { $0.policy.insert(key) } }
+    func deletePolicy(_ key: PolicyMapKey) throws { try record(.deletePolicy(key)) { $0.policy.remove(key) } }
+    func bumpPolicyGeneration() throws { try record(.bumpPolicyGeneration) { $0.generation &+= 1 } }
+    func upsertIdentity(_ id: Identity, fingerprint: UInt64) throws { try record(.upsertIdentity(id)) { $0.identities[id] = fingerprint } }
+    func deleteIdentity(_ id: Identity) throws { try record(.deleteIdentity(id)) { $0.identities[id] = nil } }
     func attachEndpoint(hostIfindex: Int32) throws { try record(.attachEndpoint(hostIfindex)) { $0.attached.insert(hostIfindex) } }
     func detachEndpoint(hostIfindex: Int32) throws { try record(.detachEndpoint(hostIfindex)) { $0.attached.remove(hostIfindex) } }
-    func upsertEndpoint(ip: IPAddress, hostIfindex: Int32, podMAC: MACAddress, hostMAC: MACAddress, identity: UInt32) throws {
-        try record(.upsertEndpoint(ip, hostIfindex, identity)) {
-            $0.endpoints[ip] = EndpointEntry(hostIfindex: hostIfindex, podMAC: podMAC, hostMAC: hostMAC, identity: identity)
-        }
+    func upsertEndpoint(ip: IPAddress, _ entry: EndpointEntry) throws {
+        try record(.upsertEndpoint(ip, entry.hostIfindex, entry.policyID)) { $0.endpoints[ip] = entry }
     }
     func deleteEndpoint(ip: IPAddress) throws { try record(.deleteEndpoint(ip)) { $0.endpoints[ip] = nil } }
 
@@ -164,9 +186,21 @@ final class RecordingProgrammer: DatapathProgrammer, @unchecked Sendable {
         if let readFailure { throw readFailure }
         return state.peers
     }
-    func programmedIPCache() throws -> [IPNetwork: UInt32] {
+    func programmedIPCache() throws -> [IPNetwork: IPCacheEntry] {
         if let readFailure { throw readFailure }
         return state.ipcache
+    }
+    func programmedPolicy() throws -> Set<PolicyMapKey> {
+        if let readFailure { throw readFailure }
+        return state.policy
+    }
+    func programmedIdentities() throws -> [Identity: UInt64] {
+        if let readFailure { throw readFailure }
+        return state.identities
+    }
+    func readDropEvents(timeoutMs: Int32) throws -> [DatapathDropEvent] {
+        usleep(UInt32(timeoutMs) * 1000)
+        return []
     }
     func metrics() -> [String: Double] { ["trellis_datapath_test_drops_total": 7] }
 }

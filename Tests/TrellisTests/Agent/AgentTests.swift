@@ -3,6 +3,7 @@ import Testing
 @testable import TrellisAgent
 import TrellisJSON
 import TrellisNet
+import TrellisPolicy
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -127,6 +128,12 @@ extension AgentSuite {
 
                 rig.manifests.write("nodes.yaml", AgentRig.node("a", ["10.244.1.0/24", "fd00:244:1::/64"], "192.168.50.1")
                                     + "---\n" + AgentRig.node("b", ["10.244.2.0/24"], "192.168.50.2"))
+                rig.manifests.write("pods.yaml", """
+                    kind: Pod
+                    metadata: {name: web-1, namespace: default, labels: {app: web}}
+                    spec: {nodeName: a}
+                    status: {phase: Pending}
+                    """)
                 #expect(await eventually { rig.agent.board.isReady })
                 #expect(try await httpGet(port: port, "/readyz").status == 200)
 
@@ -164,7 +171,7 @@ extension AgentSuite {
                     switch $0 {
                     case .upsertPeer(let i): i == ip("192.168.50.3")
                     case .upsertTunnel(let c, _): c == net("10.244.3.0/24")
-                    default: false
+                    default: $0.isPolicyWrite   // c's node address is a node's now
                     }
                 }, "\(rig.programmer.calls)")
                 #expect(await eventually { rig.masquerade.applied.last?.contains("10.244.3.0/24") == true })
@@ -202,9 +209,9 @@ extension AgentSuite {
             let programmer = RecordingProgrammer(state: .init(
                 tunnels: [net("10.244.2.0/24"): ip("192.168.50.2"), net("10.244.9.0/24"): ip("192.168.50.9")],
                 peers: [ip("192.168.50.2"), ip("192.168.50.9")],
-                ipcache: [net("10.244.2.7/32"): 0],
+                ipcache: [net("10.244.2.7/32"): IPCacheEntry(identity: 0)],
                 endpoints: [ip("10.244.1.5"): EndpointEntry(hostIfindex: 7, podMAC: mac("0a:58:0a:f4:01:05"),
-                                                            hostMAC: mac("02:00:00:00:00:07"), identity: 0)]))
+                                                            hostMAC: mac("02:00:00:00:00:07"), identity: 0, policyID: 0)]))
             let links = FakeLinks([LinkFacts(index: 2, name: "ul0", mtu: 1500), LinkFacts(index: 7, name: "trl0000000007", mtu: 1450)])
             try await AgentRig.with(programmer: programmer, links: links) { rig in
                 rig.manifests.write("all.yaml", AgentRig.node("a", ["10.244.1.0/24"], "192.168.50.1") + "---\n"
@@ -216,8 +223,10 @@ extension AgentSuite {
                     status: {phase: Running, podIP: 10.244.2.7}
                     """)
                 #expect(await eventually { rig.agent.board.isReady })
-                // Only the stale node 9 goes; the endpoint's programs are re-attached; nothing else.
-                #expect(programmer.calls == [
+                // Only the stale node 9 goes; the endpoint's programs are re-attached; nothing else
+                // but policy, which compiles the pods (the pinned ipcache entry was not right).
+                #expect(programmer.state.ipcache[net("10.244.2.7/32")].map { ReservedIdentity.labelRange.contains($0.identity) } == true)
+                #expect(programmer.calls.filter { !$0.isPolicyWrite } == [
                     .attachEndpoint(7),
                     .setNodeConfig(ip("192.168.50.1"), 2, 1, .ebpf, [ip("10.244.1.1")]), .attachUnderlay(2),
                     .deleteTunnel(net("10.244.9.0/24")), .deletePeer(ip("192.168.50.9")),

@@ -1,6 +1,7 @@
 import Testing
 @testable import TrellisAgent
 import TrellisNet
+import TrellisPolicy
 
 private func ip(_ s: String) -> IPAddress { IPAddress(s)! }
 private func net(_ s: String) -> IPNetwork { IPNetwork(s)! }
@@ -149,56 +150,132 @@ extension AgentSuite {
             #expect(p.calls == [.upsertTunnel(net("10.244.2.0/24"), ip("192.168.50.2"))])
         }
 
-        @Test("ipcache: pod IPs as host prefixes with their identity; finished and host-network pods left out")
-        func ipcache() {
-            struct ByApp: IdentityAllocator {
-                func identity(namespace: String, podLabels: [String: String], namespaceLabels: [String: String]) -> UInt32 {
-                    podLabels["app"] == "web" ? 100 : (namespaceLabels["team"] == "db" ? 200 : 0)
-                }
-            }
+        @Test("policy inputs: pods on the pod network; a local endpoint's addresses win; routers are the node's")
+        func policyInputs() {
             let pods = [
-                ClusterPod(namespace: "shop", name: "web-1", labels: ["app": "web"], podIPs: [ip("10.244.1.5"), ip("fd00:244:1::5")], phase: "Running"),
-                ClusterPod(namespace: "data", name: "pg-0", podIPs: [ip("10.244.2.5")], phase: "Running"),
-                ClusterPod(namespace: "shop", name: "done", podIPs: [ip("10.244.1.6")], phase: "Succeeded"),
-                ClusterPod(namespace: "kube-system", name: "proxy", hostNetwork: true, podIPs: [ip("192.168.50.1")]),
-                ClusterPod(namespace: "shop", name: "pending"),
+                ClusterPod(namespace: "shop", name: "web-1", labels: ["app": "web"], nodeName: "a",
+                           ports: [ContainerPort(name: "http", containerPort: 8080), ContainerPort(containerPort: 9090)],
+                           podIPs: [ip("10.244.1.5")], phase: "Running"),
+                ClusterPod(namespace: "data", name: "pg-0", nodeName: "b", podIPs: [ip("10.244.2.5")], phase: "Running"),
+                ClusterPod(namespace: "shop", name: "done", nodeName: "b", podIPs: [ip("10.244.2.6")], phase: "Succeeded"),
+                ClusterPod(namespace: "kube-system", name: "proxy", nodeName: "b", hostNetwork: true, podIPs: [ip("192.168.50.2")]),
+                ClusterPod(namespace: "shop", name: "pending", nodeName: "a"),
             ]
-            let snap = ClusterSnapshot(namespaces: [ClusterNamespace(name: "data", labels: ["team": "db"])], pods: pods)
-            let intent = IPCacheIntent.from(snap, identities: ByApp())
-            #expect(intent.entries == [net("10.244.1.5/32"): 100, net("fd00:244:1::5/128"): 100, net("10.244.2.5/32"): 200])
+            let snap = ClusterSnapshot(nodes: [Self.me, Self.b], namespaces: [ClusterNamespace(name: "data", labels: ["team": "db"])],
+                                       pods: pods, policies: [NetworkPolicy(namespace: "shop", name: "deny")])
+            let i = PolicyInputs.from(snap, localNode: "a", localAddresses: [PodKey("shop", "web-1"): [ip("10.244.1.9")]],
+                                      routers: [ip("10.244.1.1")])
+            #expect(Set(i.pods.keys) == [PodKey("shop", "web-1"), PodKey("data", "pg-0"), PodKey("shop", "pending")])
+            #expect(i.pods[PodKey("shop", "web-1")]?.ips == [ip("10.244.1.9")], "the endpoint's address, not the stale status")
+            #expect(i.pods[PodKey("shop", "web-1")]?.namedPorts == [NamedPort("http", 8080, .tcp)])
+            #expect(i.pods[PodKey("data", "pg-0")]?.ips == [ip("10.244.2.5")])
+            #expect(i.nodes["a"]?.ips == [ip("192.168.50.1"), ip("10.244.1.1")])
+            #expect(i.nodes["b"]?.ips == [ip("192.168.50.2"), ip("fd00:50::2")])
+            #expect(i.namespaces["data"]?.labels == ["team": "db"])
+            #expect(i.policies.keys.map(\.description) == ["shop/deny"])
 
-            let zero = IPCacheIntent.from(snap, identities: FixedIdentityAllocator())
-            #expect(Set(zero.entries.values) == [0])
-
-            let p = RecordingProgrammer(state: .init(ipcache: [net("10.244.2.5/32"): 200, net("10.244.9.9/32"): 0]))
-            var r = IPCacheReconciler()
-            let log = TestLog()
-            try? r.refresh(from: p)
-            #expect(r.reconcile(to: intent, programmer: p, logger: log.logger).isEmpty)
-            #expect(p.calls == [
-                .upsertIPCache(net("10.244.1.5/32"), 100), .upsertIPCache(net("fd00:244:1::5/128"), 100),
-                .deleteIPCache(net("10.244.9.9/32")),
+            // Changes: what appears first, then what goes; nothing for what is the same.
+            var later = i
+            later.pods[PodKey("shop", "web-1")]?.labels = ["app": "web", "v": "2"]
+            later.pods[PodKey("data", "pg-0")] = nil
+            later.policies = [:]
+            #expect(later.changes(from: i).map(\.description) == [
+                "upsert pod shop/web-1", "remove policy shop/deny", "remove pod data/pg-0",
             ])
-            #expect(!log.entries(with: "pod.name", "web-1").isEmpty)
-
-            // Unchanged: nothing. Identity changed: overwritten in place.
-            p.clearCalls()
-            r.reconcile(to: intent, programmer: p, logger: log.logger)
-            #expect(p.calls.isEmpty)
-            r.reconcile(to: zero, programmer: p, logger: log.logger)
-            #expect(p.calls.count == 3)
-            #expect(p.calls.allSatisfy { if case .upsertIPCache(_, 0) = $0 { true } else { false } })
+            #expect(i.changes(from: i).isEmpty)
         }
 
-        @Test("ipcache: an IP claimed by two pods goes to the running one")
-        func ipcacheDuplicate() {
-            let pods = [
-                ClusterPod(namespace: "a", name: "old", labels: ["v": "1"], podIPs: [ip("10.244.1.5")], phase: "Pending"),
-                ClusterPod(namespace: "b", name: "new", podIPs: [ip("10.244.1.5")], phase: "Running"),
-            ]
-            let intent = IPCacheIntent.from(ClusterSnapshot(pods: pods), identities: FixedIdentityAllocator())
-            #expect(intent.owners[net("10.244.1.5/32")] == ClusterPod.Key(namespace: "b", name: "new"))
-            #expect(intent.notes.count == 1)
+        static var world: PolicyInputs {
+            let snap = ClusterSnapshot(
+                nodes: [Self.me, Self.b], namespaces: [ClusterNamespace(name: "x")],
+                pods: [
+                    ClusterPod(namespace: "x", name: "a", labels: ["app": "a"], nodeName: "a", podIPs: [ip("10.244.1.5")], phase: "Running"),
+                    ClusterPod(namespace: "x", name: "b", labels: ["app": "b"], nodeName: "b", podIPs: [ip("10.244.2.5")], phase: "Running"),
+                ],
+                policies: [NetworkPolicy(namespace: "x", name: "a-from-b", podSelector: LabelSelector(matchLabels: ["app": "a"]),
+                                         ingress: [PolicyRule(peers: [.pods(LabelSelector(matchLabels: ["app": "b"]))])])])
+            return PolicyInputs.from(snap, localNode: "a", localAddresses: [:], routers: [ip("10.244.1.1")])
+        }
+
+        @Test("policy reconciler: compiles and programs, writes nothing when nothing changes, a relabel in order")
+        func policyReconciler() throws {
+            let p = RecordingProgrammer()
+            var r = PolicyReconciler(localNode: "a")
+            let log = TestLog()
+            var betweenAt: [Int] = []
+            let (f1, wrote1) = r.reconcile(to: Self.world, programmer: p, logger: log.logger) { _ in betweenAt.append(p.calls.count); return [] }
+            #expect(f1.isEmpty && wrote1)
+            #expect(p.state.policy == r.engine.policyMap && p.state.ipcache == r.engine.ipcache)
+            #expect(p.state.identities == r.engine.identityFingerprints)
+            #expect(p.calls.last == .bumpPolicyGeneration && p.state.generation == 1)
+            let aEP = try #require(r.engine.endpointID(of: PodKey("x", "a")))
+            let bID = try #require(r.engine.identity(of: PodKey("x", "b")))
+            #expect(p.state.policy.contains(PolicyMapKey(endpoint: aEP, direction: .ingress, peer: bID, ports: .anyProtocol)))
+            #expect(p.state.ipcache[net("10.244.1.1/32")]?.identity == ReservedIdentity.host, "the router is the node")
+
+            p.clearCalls()
+            #expect(r.reconcile(to: Self.world, programmer: p, logger: log.logger) { _ in [] } == ([], false))
+            #expect(p.calls.isEmpty)
+
+            // b is relabelled out of the policy: its new identity and entries go in before the
+            // old ones go out, the endpoint hook runs in between, one new generation.
+            var relabelled = Self.world
+            relabelled.pods[PodKey("x", "b")]?.labels = ["app": "c"]
+            betweenAt = []
+            let (f2, wrote2) = r.reconcile(to: relabelled, programmer: p, logger: log.logger) { _ in betweenAt.append(p.calls.count); return [] }
+            #expect(f2.isEmpty && wrote2)
+            let newB = try #require(r.engine.identity(of: PodKey("x", "b")))
+            #expect(newB != bID)
+            let upsertB = try #require(p.calls.firstIndex(of: .upsertIPCache(net("10.244.2.5/32"), IPCacheEntry(identity: newB))))
+            let dropAllow = try #require(p.calls.firstIndex(of: .deletePolicy(PolicyMapKey(endpoint: aEP, direction: .ingress, peer: bID, ports: .anyProtocol))))
+            #expect(upsertB < dropAllow)
+            #expect(betweenAt == [dropAllow])
+            #expect(p.calls.filter { $0 == .bumpPolicyGeneration }.count == 1)
+            #expect(p.state.policy == r.engine.policyMap && p.state.ipcache == r.engine.ipcache)
+        }
+
+        @Test("policy reconciler: a restart adopts endpoint ids and identity numbers and writes nothing that is right")
+        func policyAdoption() throws {
+            let p = RecordingProgrammer()
+            var first = PolicyReconciler(localNode: "a")
+            let log = TestLog()
+            _ = first.reconcile(to: Self.world, programmer: p, logger: log.logger) { _ in [] }
+            // The endpoint entry of pod a carries its id, as the registry writes it.
+            let aEP = try #require(first.engine.endpointID(of: PodKey("x", "a")))
+            try p.upsertEndpoint(ip: ip("10.244.1.5"), EndpointEntry(hostIfindex: 7, podMAC: mac("02:00:00:00:00:05"),
+                                                                      hostMAC: mac("02:00:00:00:00:07"), identity: 0, policyID: aEP))
+            p.clearCalls()
+
+            var second = PolicyReconciler(localNode: "a")
+            #expect(second.reconcile(to: Self.world, programmer: p, logger: log.logger) { _ in [] } == ([], false))
+            #expect(p.calls.isEmpty, "\(p.calls)")
+            #expect(second.engine.endpointID(of: PodKey("x", "a")) == aEP)
+            #expect(second.engine.identity(of: PodKey("x", "b")) == first.engine.identity(of: PodKey("x", "b")))
+
+            // A pod relabelled while no agent ran: a new number, never one found programmed.
+            var relabelled = Self.world
+            relabelled.pods[PodKey("x", "b")]?.labels = ["app": "z"]
+            var third = PolicyReconciler(localNode: "a")
+            let (f, wrote) = third.reconcile(to: relabelled, programmer: p, logger: log.logger) { _ in [] }
+            #expect(f.isEmpty && wrote)
+            let newB = try #require(third.engine.identity(of: PodKey("x", "b")))
+            #expect(!first.engine.identityFingerprints.keys.contains(newB))
+            #expect(p.state.policy == third.engine.policyMap && p.state.ipcache == third.engine.ipcache)
+        }
+
+        @Test("policy reconciler: a failed write is retried by comparing the maps as a whole")
+        func policyResync() throws {
+            let p = RecordingProgrammer()
+            p.failWhen { if case .upsertPolicy = $0 { InjectedFailure(description: "map full") } else { nil } }
+            var r = PolicyReconciler(localNode: "a")
+            let log = TestLog()
+            let (f, _) = r.reconcile(to: Self.world, programmer: p, logger: log.logger) { _ in [] }
+            #expect(f.first?.error == "map full")
+            #expect(r.needsResync)
+            p.failWhen(nil)
+            let (f2, wrote) = r.reconcile(to: Self.world, programmer: p, logger: log.logger) { _ in [] }
+            #expect(f2.isEmpty && wrote && !r.needsResync)
+            #expect(p.state.policy == r.engine.policyMap && p.state.ipcache == r.engine.ipcache)
         }
     }
 }

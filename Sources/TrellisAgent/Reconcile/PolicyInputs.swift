@@ -1,0 +1,73 @@
+import TrellisNet
+import TrellisPolicy
+
+/// What the policy engine is fed: the cluster's objects in the engine's terms, derived from a
+/// snapshot and this node's endpoints. Pure, so what the agent asks of the engine is testable
+/// without one.
+///
+/// - Pods: only those on the pod network that own their IPs (not host-network: their address
+///   is their node's; not finished: their IPs may already be someone else's). A local pod's
+///   addresses are those its CNI ADD gave when the agent has its endpoint (the API may not
+///   show them yet); otherwise `status.podIPs`.
+/// - Nodes: every Node's InternalIPs; this node's also holds the pods' gateway addresses
+///   (`routers`), the source the node's own stack uses towards its pods, so that traffic
+///   from the node (kubelet probes) is `host` whichever address it leaves from.
+struct PolicyInputs: Sendable, Equatable {
+    var namespaces: [String: NamespaceInfo] = [:]
+    var nodes: [String: NodeInfo] = [:]
+    var pods: [PodKey: PodInfo] = [:]
+    var policies: [PolicyKey: NetworkPolicy] = [:]
+
+    static func from(_ snapshot: ClusterSnapshot, localNode: String, localAddresses: [PodKey: [IPAddress]],
+                     routers: [IPAddress]) -> PolicyInputs {
+        var inputs = PolicyInputs()
+        for ns in snapshot.namespaces.values {
+            inputs.namespaces[ns.name] = NamespaceInfo(name: ns.name, labels: ns.labels)
+        }
+        for node in snapshot.nodes.values {
+            var ips = node.internalIPs
+            if node.name == localNode { ips += routers.filter { !ips.contains($0) } }
+            inputs.nodes[node.name] = NodeInfo(name: node.name, ips: ips)
+        }
+        for pod in snapshot.pods.values where pod.ownsPodIPs {
+            let key = PodKey(pod.namespace, pod.name)
+            let ips = pod.nodeName == localNode ? (localAddresses[key] ?? pod.podIPs) : pod.podIPs
+            inputs.pods[key] = PodInfo(namespace: pod.namespace, name: pod.name, labels: pod.labels, ips: ips,
+                                       node: pod.nodeName, namedPorts: namedPorts(pod))
+        }
+        inputs.policies = snapshot.policies
+        return inputs
+    }
+
+    /// The containers' named ports, as policy resolves them.
+    static func namedPorts(_ pod: ClusterPod) -> [NamedPort] {
+        pod.ports.compactMap { p in
+            guard let name = p.name, let proto = Proto(name: p.protocol.rawValue) else { return nil }
+            return NamedPort(name, UInt16(p.containerPort), proto)
+        }
+    }
+
+    /// The engine changes that lead from `old` to these inputs: what appears or changes first
+    /// (namespaces, nodes, pods, then policies), then what goes (policies, pods, nodes,
+    /// namespaces), each kind in key order so that a pass is reproducible.
+    func changes(from old: PolicyInputs) -> [PolicyChange] {
+        var out: [PolicyChange] = []
+        for (name, ns) in namespaces.sorted(by: { $0.key < $1.key }) where old.namespaces[name] != ns {
+            out.append(.upsertNamespace(ns))
+        }
+        for (name, node) in nodes.sorted(by: { $0.key < $1.key }) where old.nodes[name] != node {
+            out.append(.upsertNode(node))
+        }
+        for (key, pod) in pods.sorted(by: { $0.key < $1.key }) where old.pods[key] != pod {
+            out.append(.upsertPod(pod))
+        }
+        for (key, policy) in policies.sorted(by: { $0.key < $1.key }) where old.policies[key] != policy {
+            out.append(.upsertPolicy(policy))
+        }
+        for key in old.policies.keys.sorted() where policies[key] == nil { out.append(.removePolicy(key)) }
+        for key in old.pods.keys.sorted() where pods[key] == nil { out.append(.removePod(key)) }
+        for name in old.nodes.keys.sorted() where nodes[name] == nil { out.append(.removeNode(name)) }
+        for name in old.namespaces.keys.sorted() where namespaces[name] == nil { out.append(.removeNamespace(name)) }
+        return out
+    }
+}
