@@ -125,7 +125,7 @@ done < <(ldd "$nft" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { pr
 install -m 0755 /bin/busybox "$root/usr/bin/busybox"
 packages+=("$(dpkg-query -S /bin/busybox | cut -d: -f1)")
 applets=(sh ash cat chmod cp cut date echo env false find grep head id kill ln ls mkdir mount
-         mv printf ps readlink rm sed sleep stat sync tail test tr true umount uname wc "[")
+         mv printf ps readlink rm sed sleep stat sync tail test tr true umount uname wc wget "[")
 for a in "${applets[@]}"; do ln -s busybox "$root/usr/bin/$a"; done
 
 install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
