@@ -11,7 +11,8 @@
 #   --name          kind cluster name (default trellis-e2e); must not exist yet
 #   --image         the Trellis image name used in the cluster (default trellis/trellis:dev)
 #   --docker-build  build with `docker build -f deploy/Dockerfile` and `kind load docker-image`
-#                   (default: hack/image.sh, no engine needed, then `kind load image-archive`)
+#                   (needs only Docker). Default: hack/image.sh, then `kind load image-archive`
+#                   (needs this repository's build setup: Debian 12 with Swift 6 on the PATH)
 #   --dual-stack    IPv4 + IPv6 pod and service subnets; the matrix is probed in both families
 #   --keep          leave the cluster running at the end (default: deleted, also on failure
 #                   and Ctrl-C)

@@ -76,8 +76,9 @@ have_shellcheck=0
 command -v shellcheck >/dev/null || apt_install shellcheck || true
 command -v shellcheck >/dev/null && have_shellcheck=1
 agent=""
-for d in .build/debug .build/release "$(swift build -c release --show-bin-path 2>/dev/null || true)"; do
-  if [ -n "$d" ] && [ -x "$d/trellis-agent" ]; then agent=$d/trellis-agent; break; fi
+# Whatever build is there (no `swift build` here: in a fresh clone it would resolve packages).
+for d in .build/debug .build/release .build/*/debug .build/*/release; do
+  if [ -x "$d/trellis-agent" ]; then agent=$d/trellis-agent; break; fi
 done
 checks=$(mktemp -d); trap 'rm -rf "$checks" "${empty:-}"' EXIT
 TRELLIS_CHECKS=$checks "$venv/bin/python" - "${manifests[@]}" <<'PY' || failed=1
