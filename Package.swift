@@ -52,18 +52,19 @@ let package = Package(
             "CLibbpf",
         ]),
         // The local multi-node lab behind `trellisctl lab` (network namespaces, real binaries).
+        // It reads manifests and talks to the agents as the agent's own library does.
         .target(name: "TrellisLab", dependencies: [
-            "TrellisNetlink", "TrellisNet", "TrellisJSON", "CNetlink",
+            "TrellisNetlink", "TrellisNet", "TrellisJSON", "CNetlink", "TrellisPolicy", "TrellisAgent",
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "trellisctl", dependencies: [
-            "TrellisCNI", "TrellisLab",
+            "TrellisCNI", "TrellisLab", "TrellisAgent", "TrellisPolicy", "TrellisJSON", "TrellisNet",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "TrellisTests", dependencies: [
             "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisPlugin",
-            "TrellisDatapath", "TrellisPolicy",
+            "TrellisDatapath", "TrellisPolicy", "TrellisLab",
             "TrellisAgent", .product(name: "Logging", package: "swift-log"),
             .product(name: "InMemoryLogging", package: "swift-log"),
         ]),

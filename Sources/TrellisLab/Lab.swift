@@ -390,97 +390,7 @@ public final class Lab {
         }
     }
 
-    // MARK: - apply / delete
-
-    public func apply(file: String) throws {
-        try Self.requireRoot()
-        let set = try readManifests(file)
-        let (lock, loaded) = try lockAndLoad()
-        defer { Sys.unlock(lock) }
-        var state = loaded
-        var errors: [String] = []
-        for pod in set.pods where state.node(pod.nodeName) == nil {
-            errors.append("pod \(pod.id): spec.nodeName \"\(pod.nodeName)\" is not a lab node")
-        }
-        if !errors.isEmpty { throw LabError(errors.joined(separator: "\n")) }
-        Interrupts.install()
-
-        var changed = false
-        for ns in set.namespaces {
-            if let i = state.namespaces.firstIndex(where: { $0.name == ns.name }) {
-                if state.namespaces[i].labels == ns.labels {
-                    say("namespace/\(ns.name) unchanged")
-                } else {
-                    state.namespaces[i].labels = ns.labels
-                    say("namespace/\(ns.name) configured")
-                    changed = true
-                }
-            } else {
-                state.namespaces.append(NamespaceRecord(name: ns.name, labels: ns.labels))
-                say("namespace/\(ns.name) created")
-                changed = true
-            }
-        }
-        for pod in set.pods where !state.namespaces.contains(where: { $0.name == pod.namespace }) {
-            state.namespaces.append(NamespaceRecord(name: pod.namespace, labels: [:]))
-            say("namespace/\(pod.namespace) created (for pod \(pod.id))")
-            changed = true
-        }
-        if changed {
-            try state.save(layout)
-            try ManifestWriter.writeAll(state, layout: layout)
-        }
-        for pod in set.pods {
-            try Interrupts.check()
-            if state.pod(pod.namespace, pod.name) != nil {
-                say("pod/\(pod.id) unchanged (exists; changes to pods are not applied yet)")
-                continue
-            }
-            try createPod(pod, &state)
-        }
-    }
-
-    private func createPod(_ spec: PodSpec, _ state: inout LabState) throws {
-        let node = state.node(spec.nodeName)!
-        let taken = Set(state.pods.map(\.netns) + state.nodes.map(\.netns) + [state.underlayNetns])
-        var pod = PodRecord(
-            namespace: spec.namespace, name: spec.name, uid: UUID().uuidString.lowercased(), node: node.name,
-            netns: layout.podNetns(namespace: spec.namespace, pod: spec.name, taken: taken),
-            containerID: Sys.randomHex(bytes: 32), labels: spec.labels, containers: spec.containers,
-            ips: [], server: nil, phase: .creating)
-        func record() throws {
-            if let i = state.pods.firstIndex(where: { $0.id == pod.id }) { state.pods[i] = pod } else { state.pods.append(pod) }
-            try state.save(layout)
-        }
-        try record()   // before anything exists, so that `down` finds it whatever happens next
-        do {
-            try ManifestWriter.writeAll(state, layout: layout)   // the agent learns the pod before its ADD
-            let dir = layout.podDir(pod.namespace, pod.name)
-            try Sys.makeDirectories(dir)
-            _ = try NetworkNamespace.create(named: pod.netns)   // lo up
-            try Interrupts.check()
-            let result = try runCNI("ADD", pod: pod, node: node, state: state)
-            pod.ips = Self.addresses(fromResult: result)
-            guard !pod.ips.isEmpty else { throw LabError("CNI ADD returned no addresses: \(String(decoding: result, as: UTF8.self))") }
-            try record()
-            try Interrupts.check()
-            if !pod.ports.isEmpty {
-                pod.server = try startServer(pod)
-                try record()
-            }
-            pod.phase = .running
-            try record()
-            try ManifestWriter.writeAll(state, layout: layout)
-            let ports = pod.ports.map(\.label).joined(separator: " ")
-            say("pod/\(pod.id) created on \(node.name): \(pod.ips.joined(separator: ", "))\(ports.isEmpty ? "" : ", serving \(ports)")")
-        } catch {
-            let reason = (error as? LabError)?.message ?? "\(error)"
-            removePod(pod, &state, quiet: true)
-            try? state.save(layout)
-            try? ManifestWriter.writeAll(state, layout: layout)
-            throw LabError("pod \(pod.id): \(reason)")
-        }
-    }
+    // MARK: - CNI (apply, delete and down run the plugin through these)
 
     /// The addresses (without prefix) of a CNI result, in its order (the plugin puts IPv4 first).
     static func addresses(fromResult data: Data) -> [String] {
@@ -532,7 +442,7 @@ public final class Lab {
         return stdout
     }
 
-    private func startServer(_ pod: PodRecord) throws(LabError) -> ProcessRef {
+    func startServer(_ pod: PodRecord) throws(LabError) -> ProcessRef {
         let log = layout.podDir(pod.namespace, pod.name) + "/server.log"
         var args = ["lab", "exec", "--netns", LabLayout.netnsPath(pod.netns), "--", selfExecutable, "lab", "serve", "--id", pod.id]
         for p in pod.ports { args += [p.proto == .tcp ? "--tcp" : "--udp", String(p.port)] }
@@ -579,47 +489,6 @@ public final class Lab {
         state.pods.removeAll { $0.id == pod.id }
         if !quiet { problems.forEach(warn) }
         return problems
-    }
-
-    public func delete(file: String) throws {
-        try Self.requireRoot()
-        let set = try readManifests(file)
-        let (lock, loaded) = try lockAndLoad()
-        defer { Sys.unlock(lock) }
-        var state = loaded
-        var problems: [String] = []
-        var missing: [String] = []
-        for spec in set.pods {
-            guard let pod = state.pod(spec.namespace, spec.name) else {
-                missing.append("pod \(spec.id): not found in the lab")
-                continue
-            }
-            problems += removePod(pod, &state)
-            try state.save(layout)
-            try ManifestWriter.writeAll(state, layout: layout)
-            say("pod/\(pod.id) deleted")
-        }
-        for ns in set.namespaces {
-            if ns.name == "default" {
-                say("namespace/default kept (it cannot be deleted)")
-                continue
-            }
-            for pod in state.pods where pod.namespace == ns.name {
-                problems += removePod(pod, &state)
-                try state.save(layout)
-                say("pod/\(pod.id) deleted (with its namespace)")
-            }
-            if state.namespaces.contains(where: { $0.name == ns.name }) {
-                state.namespaces.removeAll { $0.name == ns.name }
-                try state.save(layout)
-                say("namespace/\(ns.name) deleted")
-            } else {
-                missing.append("namespace \(ns.name): not found in the lab")
-            }
-            try ManifestWriter.writeAll(state, layout: layout)
-        }
-        let all = problems + missing
-        if !all.isEmpty { throw LabError(all.joined(separator: "\n")) }
     }
 
     // MARK: - down
@@ -819,10 +688,14 @@ public final class Lab {
         public var underlayNetns: String
         public var nodes: [NodeStatus]
         public var pods: [PodStatus]
+        /// NetworkPolicies, `namespace/name`.
+        public var policies: [String]
+        public var revision: Int
 
         public var json: [String: Any] {
             [
                 "labID": labID, "stateDir": stateDir, "phase": phase, "datapath": datapath, "agents": agents,
+                "policies": policies, "revision": revision,
                 "underlay": ["netns": underlayNetns, "device": Lab.underlayBridge, "bridge": Lab.underlayBridge,
                              "subnet": "192.168.200.0/\(LabLayout.underlayPrefix)"],
                 "nodes": nodes.map { n -> [String: Any] in
@@ -850,7 +723,8 @@ public final class Lab {
                       serverPID: p.server?.pid, serverAlive: p.server.map(Processes.isAlive) ?? false)
         }
         return Status(labID: state.labID, stateDir: state.stateDir, phase: state.phase.rawValue, datapath: state.datapath,
-                      agents: state.agents, underlayNetns: state.underlayNetns, nodes: nodes, pods: pods)
+                      agents: state.agents, underlayNetns: state.underlayNetns, nodes: nodes, pods: pods,
+                      policies: (state.policies ?? []).map(\.id).sorted(), revision: state.revisionNumber)
     }
 
     // MARK: - probe
@@ -895,10 +769,20 @@ public final class Lab {
         return ip
     }
 
+    /// Where a probe starts: a pod (`NS/POD`, or `POD` in default) or a node (`node:NAME` or a
+    /// lab node's name), as (network namespace, name for the line).
+    func findSource(_ ref: String, _ state: LabState) throws(LabError) -> (netns: String, id: String) {
+        let nodeName = ref.hasPrefix("node:") ? String(ref.dropFirst(5)) : ref
+        if let node = state.node(nodeName) { return (node.netns, "node:\(node.name)") }
+        if ref.hasPrefix("node:") { throw LabError("\(ref): not a lab node", exitCode: 2) }
+        let pod = try findPod(ref, state)
+        return (pod.netns, pod.id)
+    }
+
     public func probe(from: String, to: String, port: String, timeout: Double, ipv6: Bool = false) throws -> ProbeResult {
         try Self.requireRoot()
         let state = try loadForReading()
-        let src = try findPod(from, state), dst = try findPod(to, state)
+        let src = try findSource(from, state), dst = try findPod(to, state)
         let (number, proto) = try Self.parsePort(port, destination: dst)
         let address = SocketAddress(ip: try Self.destination(dst, ipv6: ipv6), port: number)
         let outcome = try Prober.run([ProbeRequest(sourceNetns: src.netns, address: address, proto: proto, expected: dst.id)],
@@ -907,9 +791,68 @@ public final class Lab {
                            ok: outcome.ok)
     }
 
+    /// The outcome of `probe --matrix`: every ordered pair of distinct pods on some ports.
+    public struct Matrix: Sendable {
+        public struct Cell: Sendable {
+            public var from: String
+            public var to: String
+            public var port: UInt16
+            public var proto: PortProtocol
+            public var outcome: ProbeOutcome
+            public var timeout: Double
+        }
+        /// Running pods, sorted; their ids head the rows and columns.
+        public var pods: [String]
+        /// The ports probed per destination, in order.
+        public var ports: [String: [(UInt16, PortProtocol)]]
+        /// Whether the ports were given (the same for every destination).
+        public var portsGiven: Bool
+        public var cells: [Cell]
+        public var timeout: Double
+
+        public func cell(from: String, to: String, port: UInt16, proto: PortProtocol) -> Cell? {
+            cells.first { $0.from == from && $0.to == to && $0.port == port && $0.proto == proto }
+        }
+
+        /// The table `probe --matrix` prints.
+        public var text: String {
+            func label(_ d: String) -> String {
+                let p = (ports[d] ?? []).map { "\($0.0)/\($0.1.rawValue)" }
+                return !portsGiven && !p.isEmpty ? "\(d) \(p.joined(separator: ","))" : d
+            }
+            var table: [[String]] = [["FROM \\ TO"] + pods.map(label)]
+            for s in pods {
+                var row = [s]
+                for d in pods {
+                    if s == d { row.append("self"); continue }
+                    let mine = (ports[d] ?? []).compactMap { cell(from: s, to: d, port: $0.0, proto: $0.1) }
+                    row.append(mine.isEmpty ? "(no ports)" : mine.map { $0.outcome.ok ? "ok" : "--" }.joined(separator: " "))
+                }
+                table.append(row)
+            }
+            let anyPorts = pods.first.flatMap { ports[$0] } ?? []
+            let what = !portsGiven ? "each destination's declared ports (in its column)"
+                : anyPorts.map { "\($0.0)/\($0.1.rawValue)" }.joined(separator: " ")
+            let header = "per cell: \(what); ok: connected and answered, --: refused, blocked or unreachable (timeout \(Prober.secondsText(timeout)) s)"
+            return header + "\n" + Lab.render(table)
+        }
+
+        /// One object per probe: from, to, port, protocol, ok, outcome.
+        public var json: JSONValue {
+            .object([
+                ("pods", .strings(pods)), ("timeoutSeconds", .number(timeout)),
+                ("probes", .array(cells.map { c in
+                    .object([("from", .string(c.from)), ("to", .string(c.to)), ("port", .int(Int(c.port))),
+                             ("protocol", .string(c.proto.rawValue)), ("ok", .bool(c.outcome.ok)),
+                             ("outcome", .string(c.outcome.text(timeout: c.timeout)))])
+                })),
+            ])
+        }
+    }
+
     /// Every ordered pair of distinct pods: on `ports` when given, otherwise on the ports each
-    /// destination declares (a cell then lists the destination's own ports, in its column's order).
-    public func matrix(ports portTexts: [String], timeout: Double, ipv6: Bool = false) throws -> String {
+    /// destination declares.
+    public func matrix(ports portTexts: [String], timeout: Double, ipv6: Bool = false) throws -> Matrix {
         try Self.requireRoot()
         let state = try loadForReading()
         let pods = state.pods.filter { $0.phase == .running }.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
@@ -927,41 +870,23 @@ public final class Lab {
             throw LabError("no pod declares a port; name some: --matrix 80/TCP 53/UDP", exitCode: 2)
         }
         var requests: [ProbeRequest] = []
-        var cells: [[Range<Int>?]] = []   // per (src, dst): its requests, or nil for self
+        var meta: [(from: String, to: String, port: UInt16, proto: PortProtocol)] = []
         for s in pods {
-            var row: [Range<Int>?] = []
-            for d in pods {
-                if s.id == d.id { row.append(nil); continue }
-                let first = requests.count
+            for d in pods where s.id != d.id {
                 let ip = try Self.destination(d, ipv6: ipv6)
                 for (port, proto) in ports(of: d) {
                     requests.append(ProbeRequest(sourceNetns: s.netns, address: SocketAddress(ip: ip, port: port),
                                                  proto: proto, expected: d.id))
+                    meta.append((s.id, d.id, port, proto))
                 }
-                row.append(first..<requests.count)
             }
-            cells.append(row)
         }
         let outcomes = try Prober.run(requests, timeout: timeout)
-        func label(_ d: PodRecord) -> String {
-            let p = ports(of: d).map { "\($0.0)/\($0.1.rawValue)" }
-            return given.isEmpty && !p.isEmpty ? "\(d.id) \(p.joined(separator: ","))" : d.id
+        let cells = zip(meta, outcomes).map { m, o in
+            Matrix.Cell(from: m.from, to: m.to, port: m.port, proto: m.proto, outcome: o, timeout: timeout)
         }
-        var table: [[String]] = [["FROM \\ TO"] + pods.map(label)]
-        for (i, s) in pods.enumerated() {
-            var row = [s.id]
-            for j in pods.indices {
-                if let range = cells[i][j] {
-                    row.append(range.isEmpty ? "(no ports)" : range.map { outcomes[$0].ok ? "ok" : "--" }.joined(separator: " "))
-                } else {
-                    row.append("self")
-                }
-            }
-            table.append(row)
-        }
-        let what = given.isEmpty ? "each destination's declared ports (in its column)" : given.map { "\($0.0)/\($0.1.rawValue)" }.joined(separator: " ")
-        let header = "per cell: \(what); ok: connected and answered, --: refused, blocked or unreachable (timeout \(Prober.secondsText(timeout)) s)"
-        return header + "\n" + Self.render(table)
+        return Matrix(pods: pods.map(\.id), ports: Dictionary(uniqueKeysWithValues: pods.map { ($0.id, ports(of: $0)) }),
+                      portsGiven: !given.isEmpty, cells: cells, timeout: timeout)
     }
 
     /// Columns padded to their widest cell, two spaces apart.

@@ -5,7 +5,7 @@ import TrellisNetlink
 /// namespaces, all derived from the canonical path of the state directory.
 ///
 ///     DIR/lab.json                     the state (atomic JSON), DIR/.lock serialises commands
-///     DIR/manifests/                   nodes.yaml, namespaces.yaml, pods.yaml (the agents' source)
+///     DIR/manifests/                   nodes.yaml, namespaces.yaml, pods.yaml, policies.json (the agents' source)
 ///     DIR/nodes/NAME/agent.yaml        the agent's config
 ///     DIR/nodes/NAME/bpf/              bpffs mount (bpffsDir)
 ///     DIR/nodes/NAME/net.d/            cniConfDir: 10-trellis.conflist appears here when ready
@@ -46,6 +46,7 @@ public struct LabLayout: Sendable {
     var nodesManifest: String { manifestsDir + "/nodes.yaml" }
     var namespacesManifest: String { manifestsDir + "/namespaces.yaml" }
     var podsManifest: String { manifestsDir + "/pods.yaml" }
+    var policiesManifest: String { manifestsDir + "/policies.json" }
 
     func nodeDir(_ node: String) -> String { stateDir + "/nodes/" + node }
     func bpffsDir(_ node: String) -> String { nodeDir(node) + "/bpf" }

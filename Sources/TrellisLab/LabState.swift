@@ -1,4 +1,5 @@
 import Foundation
+import TrellisPolicy
 
 /// Everything a lab made, recorded before it is made (names, paths) or right after (PIDs),
 /// so that `down` can undo a lab whose `up` died at any point. Stored as `DIR/lab.json`,
@@ -24,8 +25,18 @@ public struct LabState: Codable, Sendable {
     public var nodes: [NodeRecord]
     public var namespaces: [NamespaceRecord]
     public var pods: [PodRecord]
+    /// NetworkPolicies applied, as their canonical manifests (JSON). Optional: a lab made before
+    /// policies existed has none.
+    public var policies: [PolicyRecord]?
+    /// Bumped on every change of what the agents read; their objects' resourceVersion.
+    public var revision: Int?
 
     public func node(_ name: String) -> NodeRecord? { nodes.first { $0.name == name } }
+
+    var revisionNumber: Int { revision ?? 1 }
+
+    /// The policies, parsed.
+    var networkPolicies: [NetworkPolicy] { (policies ?? []).compactMap(\.policy) }
     public func pod(_ namespace: String, _ name: String) -> PodRecord? {
         pods.first { $0.namespace == namespace && $0.name == name }
     }
@@ -38,6 +49,26 @@ public struct NodeRecord: Codable, Sendable {
     public var nodeIP: String
     public var podCIDRs: [String]
     public var agent: ProcessRef?
+}
+
+public struct PolicyRecord: Codable, Sendable {
+    public var namespace: String
+    public var name: String
+    /// `NetworkPolicy.manifest` as JSON.
+    public var manifest: String
+
+    init(_ p: NetworkPolicy) {
+        namespace = p.namespace
+        name = p.name
+        manifest = p.manifest.json
+    }
+
+    var id: String { "\(namespace)/\(name)" }
+
+    var policy: NetworkPolicy? {
+        guard let v = try? JSONDecoder().decode(PolicyValue.self, from: Data(manifest.utf8)) else { return nil }
+        return try? NetworkPolicy(parsing: v)
+    }
 }
 
 public struct NamespaceRecord: Codable, Sendable {

@@ -1,4 +1,7 @@
 import Foundation
+import TrellisAgent
+import TrellisJSON
+import TrellisPolicy
 import Yams
 
 // The Kubernetes objects the lab understands (Namespace, Pod; `kind: List` of them), read from
@@ -41,6 +44,8 @@ public struct NamespaceSpec: Sendable {
 public struct ManifestSet: Sendable {
     public var namespaces: [NamespaceSpec] = []
     public var pods: [PodSpec] = []
+    /// networking.k8s.io/v1 NetworkPolicies, validated as the API server would.
+    public var policies: [NetworkPolicy] = []
 }
 
 /// Every problem found in a file, each naming its object; thrown together.
@@ -146,8 +151,24 @@ enum ManifestReader {
 
         var set = ManifestSet()
         var errors: [String] = []
+        var hasPolicies = false
         for (i, doc) in documents.enumerated() {
-            collect(doc, where: "\(source): document \(i + 1)", into: &set, errors: &errors)
+            collect(doc, where: "\(source): document \(i + 1)", into: &set, errors: &errors, policies: &hasPolicies)
+        }
+        if hasPolicies {
+            // Policies are read by the agent's own parser: the lab accepts exactly what the
+            // agents will enforce.
+            do {
+                let content = try ManifestParser.parse(text, path: source)
+                for object in content.objects { if case .networkPolicy(let p) = object { set.policies.append(p) } }
+                errors += content.policyProblems.map { "\(source): \($0)" }
+            } catch {
+                errors.append("\(error)")
+            }
+        }
+        var seenPolicies = Set<PolicyKey>()
+        for p in set.policies where !seenPolicies.insert(p.key).inserted {
+            errors.append("networkpolicy \(p.key): declared more than once in \(source)")
         }
         // The same object twice in one file is a mistake worth naming.
         var seen = Set<String>()
@@ -162,7 +183,8 @@ enum ManifestReader {
         return set
     }
 
-    private static func collect(_ doc: MValue, where place: String, into set: inout ManifestSet, errors: inout [String]) {
+    private static func collect(_ doc: MValue, where place: String, into set: inout ManifestSet, errors: inout [String],
+                                policies: inout Bool) {
         if doc.isNull { return }   // an empty document (`---` at the end)
         guard case .map = doc else {
             errors.append("\(place): expected an object, found \(doc.kindName)")
@@ -170,24 +192,26 @@ enum ManifestReader {
         }
         let kind = doc["kind"]?.string ?? ""
         switch kind {
-        case "List", "PodList", "NamespaceList":
+        case "List", "PodList", "NamespaceList", "NetworkPolicyList":
             guard let items = doc["items"] else { return }
             guard case .list(let list) = items else {
                 errors.append("\(place): items must be a list")
                 return
             }
             for (j, item) in list.enumerated() {
-                collect(item, where: "\(place) items[\(j)]", into: &set, errors: &errors)
+                collect(item, where: "\(place) items[\(j)]", into: &set, errors: &errors, policies: &policies)
             }
         case "Namespace":
             if let ns = namespace(doc, where: place, errors: &errors) { set.namespaces.append(ns) }
         case "Pod":
             if let pod = pod(doc, where: place, errors: &errors) { set.pods.append(pod) }
+        case "NetworkPolicy":
+            policies = true
         case "":
             errors.append("\(place): kind is required")
         default:
             let name = doc["metadata"]?["name"]?.string.map { " \($0)" } ?? ""
-            errors.append("\(place) (\(kind)\(name)): kind \(kind) is not supported by the lab (Namespace, Pod, List)")
+            errors.append("\(place) (\(kind)\(name)): kind \(kind) is not supported by the lab (Namespace, Pod, NetworkPolicy, List)")
         }
     }
 
@@ -374,11 +398,11 @@ enum ManifestWriter {
         }
     }
 
-    static func node(_ n: NodeRecord) -> Node {
+    static func node(_ n: NodeRecord, revision: String) -> Node {
         map([
             ("apiVersion", s("v1")), ("kind", s("Node")),
             ("metadata", map([
-                ("name", s(n.name)),
+                ("name", s(n.name)), ("resourceVersion", s(revision)),
                 ("labels", labels(["kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux"])),
             ])),
             ("spec", map([
@@ -394,16 +418,16 @@ enum ManifestWriter {
         ])
     }
 
-    static func namespace(_ ns: NamespaceRecord) -> Node {
+    static func namespace(_ ns: NamespaceRecord, revision: String) -> Node {
         var l = ns.labels
         l["kubernetes.io/metadata.name"] = ns.name
         return map([
             ("apiVersion", s("v1")), ("kind", s("Namespace")),
-            ("metadata", map([("name", s(ns.name)), ("labels", labels(l))])),
+            ("metadata", map([("name", s(ns.name)), ("resourceVersion", s(revision)), ("labels", labels(l))])),
         ])
     }
 
-    static func pod(_ p: PodRecord, hostIP: String) -> Node {
+    static func pod(_ p: PodRecord, hostIP: String, revision: String) -> Node {
         let containers = p.containers.map { c -> Node in
             var pairs: [(String, Node)] = [("name", s(c.name))]
             if let image = c.image { pairs.append(("image", s(image))) }
@@ -431,22 +455,35 @@ enum ManifestWriter {
             ("apiVersion", s("v1")), ("kind", s("Pod")),
             ("metadata", map([
                 ("name", s(p.name)), ("namespace", s(p.namespace)), ("uid", s(p.uid)),
-                ("labels", labels(p.labels)),
+                ("resourceVersion", s(revision)), ("labels", labels(p.labels)),
             ])),
             ("spec", map([("nodeName", s(p.node)), ("containers", list(containers))])),
             ("status", map(status)),
         ])
     }
 
-    /// Writes nodes.yaml, namespaces.yaml and pods.yaml (each atomically). A pod is listed from
-    /// before its CNI ADD (Pending, no addresses), as the API server has it before kubelet wires
-    /// it: its node's agent answers the ADD only once it knows the pod's labels, to program its
-    /// policy first.
+    /// Writes nodes.yaml, namespaces.yaml, pods.yaml and policies.json (each atomically). A pod
+    /// is listed from before its CNI ADD (Pending, no addresses), as the API server has it before
+    /// kubelet wires it: its node's agent answers the ADD only once it knows the pod's labels, to
+    /// program its policy first. Every object carries the lab's revision as its
+    /// `resourceVersion`; the agents report the highest they have programmed (`lab apply` waits
+    /// for it).
     static func writeAll(_ state: LabState, layout: LabLayout) throws(LabError) {
         let header = "Written by `trellisctl lab` for the lab in \(state.stateDir); rewritten on every change."
-        try Sys.writeAtomically(try document(state.nodes.map(node), header: header), to: layout.nodesManifest)
-        try Sys.writeAtomically(try document(state.namespaces.map(namespace), header: header), to: layout.namespacesManifest)
-        let pods = state.pods.map { p in pod(p, hostIP: state.node(p.node)?.nodeIP ?? "") }
+        let rev = String(state.revisionNumber)
+        try Sys.writeAtomically(try document(state.nodes.map { node($0, revision: rev) }, header: header), to: layout.nodesManifest)
+        try Sys.writeAtomically(try document(state.namespaces.map { namespace($0, revision: rev) }, header: header),
+                                to: layout.namespacesManifest)
+        let pods = state.pods.map { p in pod(p, hostIP: state.node(p.node)?.nodeIP ?? "", revision: rev) }
         try Sys.writeAtomically(try document(pods, header: header), to: layout.podsManifest)
+        let items: [PolicyValue] = state.networkPolicies.map { p in
+            guard case .object(var members) = p.manifest, let i = members.firstIndex(where: { $0.key == "metadata" }),
+                  case .object(var meta) = members[i].value else { return p.manifest }
+            meta.append((key: "resourceVersion", value: .string(rev)))
+            members[i] = (key: "metadata", value: .object(meta))
+            return .object(members)
+        }
+        let list: PolicyValue = .object([("apiVersion", "v1"), ("kind", "List"), ("items", .array(items))])
+        try Sys.writeAtomically(list.json + "\n", to: layout.policiesManifest)
     }
 }

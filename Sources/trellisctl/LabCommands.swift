@@ -94,9 +94,9 @@ struct LabUp: ParsableCommand {
 struct LabApply: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apply",
-        abstract: "Create the Namespaces and Pods of a manifest (YAML or JSON, multi-document, kind: List).",
+        abstract: "Create or update the Namespaces, Pods and NetworkPolicies of a manifest (YAML or JSON, multi-document, kind: List).",
         discussion: """
-        Each Pod (spec.nodeName: a lab node) becomes a network namespace wired by the real trellis plugin in its node, with a server on each declared containers[].ports[] (TCP: writes "<ns>/<pod>" and closes; UDP: answers each datagram with it). Pod addresses are written back into the manifests the agents read. Pods that exist are left as they are.
+        Like `kubectl apply`: new objects are created, existing ones updated. Each new Pod (spec.nodeName: a lab node) becomes a network namespace wired by the real trellis plugin in its node, with a server on each declared containers[].ports[] (TCP: writes "<ns>/<pod>" and closes; UDP: answers each datagram with it). A re-applied Pod or Namespace with other labels is updated live (the pod keeps its namespace, IPs and server); a Pod's other fields cannot change (delete it first). A re-applied NetworkPolicy replaces the old one. Then waits until every agent has programmed the change (--wait), so a probe right after sees it.
         """)
 
     @OptionGroup var options: LabOptions
@@ -104,23 +104,30 @@ struct LabApply: ParsableCommand {
     @Option(name: .shortAndLong, help: ArgumentHelp("The manifest (`-` for stdin).", valueName: "file"))
     var file: String
 
+    @Option(help: "Seconds to wait for the agents to program the change (0: do not wait).")
+    var wait: Double = 10
+
     func run() throws {
-        try labRun { try options.lab().apply(file: file) }
+        try labRun { try options.lab().apply(file: file, wait: wait) }
     }
 }
 
 struct LabDelete: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete",
-        abstract: "Remove the Pods (and Namespaces, with their pods) of a manifest: CNI DEL, server stopped, netns removed.")
+        abstract: "Remove the Pods, NetworkPolicies and Namespaces (with all in them) of a manifest.",
+        discussion: "A pod: its server stopped, CNI DEL, its namespace removed. Then waits until every agent has programmed the change (--wait).")
 
     @OptionGroup var options: LabOptions
 
     @Option(name: .shortAndLong, help: ArgumentHelp("The manifest (`-` for stdin).", valueName: "file"))
     var file: String
 
+    @Option(help: "Seconds to wait for the agents to program the change (0: do not wait).")
+    var wait: Double = 10
+
     func run() throws {
-        try labRun { try options.lab().delete(file: file) }
+        try labRun { try options.lab().delete(file: file, wait: wait) }
     }
 }
 
@@ -129,10 +136,10 @@ struct LabProbe: ParsableCommand {
         commandName: "probe",
         abstract: "Connect from one pod to another (from inside the source pod's namespace).",
         discussion: """
-          trellisctl lab probe NS/POD NS/POD PORT[/TCP|/UDP]
-          trellisctl lab probe --matrix [PORT/PROTO ...]
+          trellisctl lab probe SOURCE NS/POD PORT[/TCP|/UDP]
+          trellisctl lab probe --matrix [PORT/PROTO ...] [-o json]
 
-        TCP: connected and the server's line read; UDP: a datagram sent and the reply received ("connected" then means the reply arrived). A pod without namespace is in "default"; a port may also be a port name of the destination. Exit 0 when connected, 1 when refused, blocked (no answer before --timeout) or unreachable, 2 on errors. --matrix probes every ordered pair of pods on the given ports (all declared ports when none) and exits 0.
+        TCP: connected and the server's line read; UDP: a datagram sent and the reply received ("connected" then means the reply arrived). The source is a pod (NS/POD; without namespace it is in "default") or a lab node (node-1, node:node-1: what the node's own stack sends, as kubelet's probes). A port may also be a port name of the destination. Exit 0 when connected, 1 when refused, blocked (no answer before --timeout) or unreachable, 2 on errors. --matrix probes every ordered pair of pods on the given ports (all declared ports when none) and exits 0.
         """)
 
     @OptionGroup var options: LabOptions
@@ -149,6 +156,9 @@ struct LabProbe: ParsableCommand {
     @Flag(help: "Probe the destination's IPv6 address (default: its first address, IPv4).")
     var ipv6 = false
 
+    @Option(name: .shortAndLong, help: "With --matrix: table or json (one object per probe).")
+    var output: OutputFormat = .table
+
     func validate() throws {
         if !matrix && arguments.count != 3 {
             throw ValidationError("expected SOURCE DESTINATION PORT[/PROTO] (or --matrix [PORT/PROTO ...])")
@@ -160,7 +170,8 @@ struct LabProbe: ParsableCommand {
         try labRun {
             let lab = options.lab()
             if matrix {
-                print(try lab.matrix(ports: arguments, timeout: timeout, ipv6: ipv6))
+                let m = try lab.matrix(ports: arguments, timeout: timeout, ipv6: ipv6)
+                print(output == .json ? m.json.serialized : m.text)
                 return
             }
             let result = try lab.probe(from: arguments[0], to: arguments[1], port: arguments[2], timeout: timeout, ipv6: ipv6)
@@ -177,7 +188,7 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 struct LabStatus: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Nodes (IP, pod CIDRs, agent PID, alive, ready) and pods (node, IPs).")
+        abstract: "Nodes (IP, pod CIDRs, agent PID, alive, ready), pods (node, IPs) and network policies.")
 
     @OptionGroup var options: LabOptions
 
@@ -210,6 +221,8 @@ struct LabStatus: ParsableCommand {
                     }
                     print(Lab.render(podRows))
                 }
+                print("")
+                print(s.policies.isEmpty ? "no network policies" : "network policies: " + s.policies.joined(separator: ", "))
             }
         }
     }

@@ -27,6 +27,9 @@ public struct ManifestContent: Sendable, Equatable {
     public var problems: [String]
     /// The highest `metadata.resourceVersion` (a number) among the file's objects.
     public var highestResourceVersion: UInt64?
+    /// The problems of NetworkPolicy objects (also in `problems`): `lab apply` refuses them,
+    /// as the API server would.
+    public var policyProblems: [String] = []
 }
 
 /// A file that cannot be read as YAML or JSON at all.
@@ -100,6 +103,7 @@ public enum ManifestParser {
                 content.objects.append(.networkPolicy(try NetworkPolicy(parsing: PolicyValue(doc))))
             } catch {
                 content.problems.append(prefixed(location, "\(error), skipped"))
+                content.policyProblems.append(prefixed(location, "\(error)"))
             }
             return
         }
