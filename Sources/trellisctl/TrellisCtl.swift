@@ -9,7 +9,7 @@ struct TrellisCtl: ParsableCommand {
         commandName: "trellisctl",
         abstract: "Operate Trellis: the CNI plugin, the node agent and the local lab.",
         version: TrellisVersion.string,
-        subcommands: [CNI.self, LabCommand.self])
+        subcommands: [StatusCommand.self, PolicyCommand.self, MonitorCommand.self, CNI.self, LabCommand.self])
 }
 
 enum TrellisVersion {

@@ -75,7 +75,7 @@ public struct ExplainRequest: Sendable, Equatable {
     }
 
     /// The explanation by `engine`, as the answer's members.
-    func answer(_ engine: PolicyEngine, datapath: Bool = true) -> [JSONMember] {
+    public func answer(_ engine: PolicyEngine, datapath: Bool = true) -> [JSONMember] {
         let e = engine.explain(from: Self.endpoint(from)!, to: Self.endpoint(to)!, port: port, proto: proto,
                                family: family, datapath: datapath)
         return e.jsonMembers
