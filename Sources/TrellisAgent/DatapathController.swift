@@ -29,7 +29,7 @@ actor DatapathController {
     /// Whether policy has been compiled from a snapshot (until then ADDs wait).
     private var synced = false
     /// Addresses -> names, for the drop monitor's thread (a copy: it never enters the actor).
-    let names = Locked(NameIndex())
+    nonisolated let names = Locked(NameIndex())
 
     init(programmer: any DatapathProgrammer, links: any LinkInspector, nodeName: String, vni: UInt32,
          mode: DatapathMode, board: StatusBoard, logger: Logger, podWaitTimeout: Duration = .seconds(10)) {

@@ -198,9 +198,12 @@ final class RecordingProgrammer: DatapathProgrammer, @unchecked Sendable {
         if let readFailure { throw readFailure }
         return state.identities
     }
+    /// Events `readDropEvents` hands out (each once); without any it waits its timeout.
+    let pendingEvents = Locked<[DatapathDropEvent]>([])
     func readDropEvents(timeoutMs: Int32) throws -> [DatapathDropEvent] {
-        usleep(UInt32(timeoutMs) * 1000)
-        return []
+        let events = pendingEvents.withLock { e -> [DatapathDropEvent] in defer { e = [] }; return e }
+        if events.isEmpty { usleep(UInt32(timeoutMs) * 1000) }
+        return events
     }
     func metrics() -> [String: Double] { ["trellis_datapath_test_drops_total": 7] }
 }
