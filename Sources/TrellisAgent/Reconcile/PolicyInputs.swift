@@ -9,6 +9,10 @@ import TrellisPolicy
 ///   is their node's; not finished: their IPs may already be someone else's). A local pod's
 ///   addresses are those its CNI ADD gave when the agent has its endpoint (the API may not
 ///   show them yet); otherwise `status.podIPs`.
+/// - A pod of this node is compiled (endpoint id, allow entries) only once it is wired (it is
+///   in `localAddresses`): a pod scheduled here but not wired yet, or whose sandbox is gone, has
+///   no datapath to program; it counts as a pod of no node until then. That also keeps the
+///   endpoint ids a restarted agent adopts from its endpoints the only ones.
 /// - Nodes: every Node's InternalIPs; this node's also holds the pods' gateway addresses
 ///   (`routers`), the source the node's own stack uses towards its pods, so that traffic
 ///   from the node (kubelet probes) is `host` whichever address it leaves from.
@@ -31,9 +35,12 @@ struct PolicyInputs: Sendable, Equatable {
         }
         for pod in snapshot.pods.values where pod.ownsPodIPs {
             let key = PodKey(pod.namespace, pod.name)
-            let ips = pod.nodeName == localNode ? (localAddresses[key] ?? pod.podIPs) : pod.podIPs
+            var node = pod.nodeName, ips = pod.podIPs
+            if node == localNode {
+                if let wired = localAddresses[key] { ips = wired } else { node = nil }
+            }
             inputs.pods[key] = PodInfo(namespace: pod.namespace, name: pod.name, labels: pod.labels, ips: ips,
-                                       node: pod.nodeName, namedPorts: namedPorts(pod))
+                                       node: node, namedPorts: namedPorts(pod))
         }
         inputs.policies = snapshot.policies
         return inputs

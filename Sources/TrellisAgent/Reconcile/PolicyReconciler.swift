@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import TrellisNet
 import TrellisPolicy
@@ -75,10 +76,14 @@ struct PolicyReconciler: Sendable {
         if !started {
             let adoption = PolicyAdoption(ipcache: programmedIPCache, policy: programmedPolicy, identities: identities,
                                           endpointIDs: endpointIDs, pods: pods)
+            let clock = ContinuousClock()
+            let began = clock.now
             engine = PolicyEngine(localNode: localNode, policies: Array(new.policies.values), pods: pods,
                                   namespaces: Array(new.namespaces.values), nodes: Array(new.nodes.values),
                                   adopting: adoption)
+            let took = clock.now - began
             logger.info("policy compiled", metadata: [
+                "compile.ms": "\(Self.milliseconds(took))",
                 "policies": "\(new.policies.count)", "pods": "\(pods.count)",
                 "identities.label": "\(engine.identityCount.label)", "identities.cidr": "\(engine.identityCount.cidr)",
                 "policy.entries": "\(engine.policyMap.count)", "ipcache.entries": "\(engine.ipcache.count)",
@@ -92,8 +97,13 @@ struct PolicyReconciler: Sendable {
         let diff = PolicyDiff.between(programmedPolicy: programmedPolicy, programmedIPCache: programmedIPCache,
                                       wantedPolicy: engine.policyMap, wantedIPCache: engine.ipcache,
                                       programmedIdentities: identities, wantedIdentities: engine.identityFingerprints)
-        if !diff.isEmpty { logger.info("policy: bringing the maps to the compiled state: \(diff)") }
+        let clock = ContinuousClock()
+        let began = clock.now
         var (failures, wrote) = write(diff, programmer: programmer, logger: logger, between: between)
+        if !diff.isEmpty {
+            logger.info("policy: maps brought to the compiled state: \(diff)",
+                        metadata: ["write.ms": "\(Self.milliseconds(clock.now - began))"])
+        }
         if !failures.isEmpty { needsResync = true }
         if wrote { failures += bump(programmer) }
         return (failures, wrote)
@@ -153,6 +163,11 @@ struct PolicyReconciler: Sendable {
                 "ipcache.upserts": "\(diff.ipcacheUpserts.count)", "ipcache.deletes": "\(diff.ipcacheDeletes.count)"])
         }
         return ([], wrote)
+    }
+
+    static func milliseconds(_ d: Duration) -> String {
+        let ms = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+        return String(format: "%.1f", ms)
     }
 
     private func bump(_ programmer: any DatapathProgrammer) -> [ReconcileFailure] {

@@ -32,8 +32,8 @@ extension AgentSuite {
             let log = TestLog()
             let programmer = RecordingProgrammer()
             let board = StatusBoard()
-            let controller = DatapathController(programmer: programmer, links: FakeLinks(), nodeName: "a", vni: 1, mode: .ebpf,
-                                                board: board, logger: log.logger)
+            let controller = DatapathController(programmer: programmer, links: FakeLinks([HandshakeRig.veth7]), nodeName: "a",
+                                                vni: 1, mode: .ebpf, board: board, logger: log.logger)
             let monitor = DropMonitor(programmer: programmer, node: "a", names: controller.names, logger: log.logger)
             monitor.start()
             let server = try HandshakeServer(path: dir.path + "/agent.sock", logger: log.logger, handler: { request in
@@ -45,6 +45,14 @@ extension AgentSuite {
             defer { Thread { monitor.stop() }.start() }
             _ = await controller.reconcile(Self.snapshot)
             let client = AgentSocketClient(socketPath: dir.path + "/agent.sock", timeoutSeconds: 5)
+            // x/web is wired here (its CNI ADD), so this node compiles its policy.
+            let add = try JSONValue.parse(Array(HandshakeRig.add("cweb", index: 7, name: "trl0000000007", ips: ["10.244.1.5/32"]).utf8))
+            guard case .object(var members) = add else { return }
+            members = members.map { m in
+                m.key == "podNamespace" ? JSONMember(key: m.key, value: .string("x"))
+                    : m.key == "podName" ? JSONMember(key: m.key, value: .string("web")) : m
+            }
+            _ = try client.call(.object(members))
 
             // Status: revision programmed, counts, the pod compiled here.
             let status = try client.call(.object([("op", .string("agent"))]))

@@ -169,6 +169,8 @@ extension AgentSuite {
             #expect(i.pods[PodKey("shop", "web-1")]?.ips == [ip("10.244.1.9")], "the endpoint's address, not the stale status")
             #expect(i.pods[PodKey("shop", "web-1")]?.namedPorts == [NamedPort("http", 8080, .tcp)])
             #expect(i.pods[PodKey("data", "pg-0")]?.ips == [ip("10.244.2.5")])
+            #expect(i.pods[PodKey("shop", "web-1")]?.node == "a" && i.pods[PodKey("data", "pg-0")]?.node == "b")
+            #expect(i.pods[PodKey("shop", "pending")]?.node == nil, "not wired here: compiled nowhere")
             #expect(i.nodes["a"]?.ips == [ip("192.168.50.1"), ip("10.244.1.1")])
             #expect(i.nodes["b"]?.ips == [ip("192.168.50.2"), ip("fd00:50::2")])
             #expect(i.namespaces["data"]?.labels == ["team": "db"])
@@ -194,7 +196,8 @@ extension AgentSuite {
                 ],
                 policies: [NetworkPolicy(namespace: "x", name: "a-from-b", podSelector: LabelSelector(matchLabels: ["app": "a"]),
                                          ingress: [PolicyRule(peers: [.pods(LabelSelector(matchLabels: ["app": "b"]))])])])
-            return PolicyInputs.from(snap, localNode: "a", localAddresses: [:], routers: [ip("10.244.1.1")])
+            return PolicyInputs.from(snap, localNode: "a", localAddresses: [PodKey("x", "a"): [ip("10.244.1.5")]],
+                                     routers: [ip("10.244.1.1")])
         }
 
         @Test("policy reconciler: compiles and programs, writes nothing when nothing changes, a relabel in order")
