@@ -397,3 +397,28 @@ func waitFor(_ what: String, timeout: Duration = .seconds(10), _ condition: () a
     Issue.record("timed out after \(timeout) waiting for \(what)")
     throw StandInFailure(description: "timed out waiting for \(what)")
 }
+
+/// Reads a watch stream until `done` says so (given everything so far), or fails after `timeout`.
+func collect<Object: KubeResource>(_ stream: AsyncThrowingStream<WatchEvent<Object>, any Error>,
+                                   timeout: Duration = .seconds(10),
+                                   until done: @escaping @Sendable ([WatchEvent<Object>]) -> Bool) async throws -> [WatchEvent<Object>] {
+    try await withThrowingTaskGroup(of: [WatchEvent<Object>]?.self) { group in
+        group.addTask {
+            var events: [WatchEvent<Object>] = []
+            for try await event in stream {
+                events.append(event)
+                if done(events) { return events }
+            }
+            return events
+        }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let events = first else {
+            throw StandInFailure(description: "the watch did not deliver what was expected within \(timeout)")
+        }
+        return events
+    }
+}
