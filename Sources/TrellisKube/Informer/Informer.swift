@@ -183,6 +183,8 @@ public final class Informer<Object: KubeResource>: Sendable {
             received += 1
             if received == 1 { succeeded(&loop) }
         }
+        // The stream also ends when our task is cancelled: nothing to report then.
+        if Task.isCancelled { return }
         // A clean end (the server's timeout, or a server going away politely). A watch that
         // ends at once with nothing in it is treated as a failure, or it would spin.
         if received == 0, ContinuousClock.now - started < .seconds(1) {
