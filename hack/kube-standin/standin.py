@@ -664,13 +664,15 @@ class Stats:
         self.watches = {}
         self.total = 0
 
-    def request(self, verb, resource, method, path, query, code):
+    def request(self, verb, resource, method, path, query, code, started, user_agent):
+        """Counts a request; `started` (when it arrived) is what tests compare retry gaps with."""
         with self.lock:
             self.total += 1
             k = f"{verb} {resource}"
             self.counts[k] = self.counts.get(k, 0) + 1
-            self.log.append({"time": time.time(), "verb": verb, "resource": resource,
-                             "method": method, "path": path, "query": query, "code": code})
+            self.log.append({"time": started, "seconds": round(time.time() - started, 6), "verb": verb,
+                             "resource": resource, "method": method, "path": path, "query": query, "code": code,
+                             "userAgent": user_agent or ""})
 
     def watch_opened(self, resource, delta):
         with self.lock:
@@ -1302,6 +1304,7 @@ class Handler(BaseHTTPRequestHandler):
         path = url.path
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
         verb, resource, code = self.command.lower(), "-", 200
+        self.started = time.time()
         # A watch is counted when its stream starts, so that tests see it while it is open.
         self.counted = False
         try:
@@ -1341,7 +1344,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
         finally:
             if not self.counted:
-                self.app.stats.request(verb, resource, self.command, path, url.query, code)
+                self.app.stats.request(verb, resource, self.command, path, url.query, code, self.started,
+                                       self.headers.get("User-Agent"))
 
     def kube_verb(self, route, query):
         m = self.command
@@ -1437,7 +1441,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Cache-Control", "no-cache, private")
             self.end_headers()
             app.stats.request("watch", route.resource, self.command, self.path.split("?")[0],
-                              urllib.parse.urlsplit(self.path).query, 200)
+                              urllib.parse.urlsplit(self.path).query, 200, self.started, self.headers.get("User-Agent"))
             self.counted = True
             if expired_error is not None:
                 # What the watch cache does for a too-old version: 200, then one ERROR event.

@@ -244,13 +244,17 @@ final class StandIn: @unchecked Sendable {
     }
 
     struct LoggedRequest: Decodable {
+        /// When the request arrived (seconds since 1970), and how long the stand-in took to
+        /// answer it (for a watch: until the stream started).
         var time: Double
+        var seconds: Double
         var verb: String
         var resource: String
         var method: String
         var path: String
         var query: String
         var code: Int
+        var userAgent: String
     }
 
     func requests() async throws -> [LoggedRequest] {
