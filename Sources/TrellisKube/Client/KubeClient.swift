@@ -316,21 +316,36 @@ public final class KubeClient: Sendable {
         let label = "\(request.method.rawValue) \(baseURL)\(request.path)"
         let text = Self.describe(error)
         if error is NIOSSLError || error is BoringSSLError || text.contains("SSL") || text.contains("CERTIFICATE") {
-            var hint = ""
-            if text.contains("CERTIFICATE_VERIFY_FAILED") {
-                hint = config.certificateAuthorityPEM == nil
-                    ? " (the server's certificate is not trusted by the system roots; the configuration names no CA)"
-                    : " (the server's certificate is not signed by the CA of \(config.origin))"
-            } else if text.contains("ALERT") {
-                hint = " (the server rejected the connection: is the client certificate signed by a CA it trusts?)"
+            // BoringSSL names the reason in capitals after "OPENSSL_internal:"; lead with what it means.
+            let reason = Self.boringSSLReason(text)
+            let message: String
+            switch reason {
+            case "CERTIFICATE_VERIFY_FAILED":
+                message = config.certificateAuthorityPEM == nil
+                    ? "the server's certificate is not trusted by the system's CAs, and \(config.origin) names no CA"
+                    : "the server's certificate is not signed by the CA of \(config.origin)"
+            case let r? where r.contains("ALERT"):
+                message = "the server refused the connection (is the client certificate signed by a CA it trusts?)"
+            default:
+                message = text
             }
-            return KubeTransportError(kind: .tls, request: label, message: text + hint)
+            return KubeTransportError(kind: .tls, request: label, message: reason.map { "\(message) (\($0))" } ?? message)
         }
         if let e = error as? HTTPClientError,
            e == .deadlineExceeded || e == .readTimeout || e == .connectTimeout || e == .writeTimeout {
             return KubeTransportError(kind: .timeout, request: label, message: text)
         }
+        if text.contains("Connection refused") {
+            return KubeTransportError(kind: .connection, request: label, message: "connection refused")
+        }
         return KubeTransportError(kind: .connection, request: label, message: text)
+    }
+
+    /// `CERTIFICATE_VERIFY_FAILED` out of BoringSSL's `error:1000007d:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED`.
+    static func boringSSLReason(_ text: String) -> String? {
+        guard let range = text.range(of: "OPENSSL_internal:") else { return nil }
+        let reason = text[range.upperBound...].prefix { $0.isUppercase || $0 == "_" || $0.isNumber }
+        return reason.isEmpty ? nil : String(reason)
     }
 
     /// Races `body` against `limit`; the loser is cancelled (which closes its connection).

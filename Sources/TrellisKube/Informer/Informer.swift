@@ -225,7 +225,13 @@ public final class Informer<Object: KubeResource>: Sendable {
             case is KubeDecodingError: key = "\(phase):decoding"
             default: key = "\(phase):other"
             }
-            wait = options.backoff.delay(afterFailures: loop.failures, random: options.random())
+            let backoff = options.backoff.delay(afterFailures: loop.failures, random: options.random())
+            // A 503 may say when to come back too; never earlier than asked.
+            if let api = error as? KubeAPIError, api.isServerError, let asked = api.retryAfter {
+                wait = max(asked, backoff)
+            } else {
+                wait = backoff
+            }
         }
         loop.failures += 1
         loop.problems.warning(key, "\(phase) failed; retrying", metadata: [

@@ -294,7 +294,7 @@ struct KubeClientTests {
             try await withKubeClient(KubeClientConfig(server: "http://127.0.0.1:\(port)")) { client in
                 let refused = await #expect(throws: KubeTransportError.self) { try await client.list(Node.self) }
                 #expect(refused?.kind == .connection)
-                #expect(refused?.description.hasPrefix("GET http://127.0.0.1:\(port)/api/v1/nodes: cannot reach the API server") == true)
+                #expect(refused?.description == "GET http://127.0.0.1:\(port)/api/v1/nodes: cannot reach the API server: connection refused")
             }
         }
     }

@@ -21,13 +21,33 @@ struct KubeSecurityTests {
             try await withKubeClient(wrong) { client in
                 let failure = await #expect(throws: KubeTransportError.self) { try await client.list(Node.self) }
                 #expect(failure?.kind == .tls)
-                #expect(failure?.description.contains("TLS handshake failed") == true)
-                #expect(failure?.description.contains("not signed by the CA of test config") == true)
+                #expect(failure?.description == "GET \(standin.url)/api/v1/nodes: TLS handshake failed: "
+                    + "the server's certificate is not signed by the CA of test config (CERTIFICATE_VERIFY_FAILED)")
             }
             let insecure = KubeClientConfig(server: standin.url, insecureSkipTLSVerify: true)
             try await withKubeClient(insecure) { client in
                 let nodes = try await client.list(Node.self).items
                 #expect(nodes.count == 1)
+            }
+        }
+    }
+
+    @Test func inClusterCredentialsReachTheServer() async throws {
+        let tls = try TLSMaterial.shared()
+        try await withStandIn(StandInOptions(tls: tls, tokens: ["sa-token"])) { standin in
+            try await withTempDir("kube") { root in
+                let sa = KubeClientConfig.serviceAccountDirectory
+                try FileManager.default.createDirectory(atPath: root.file(sa), withIntermediateDirectories: true)
+                root.write(sa + "/token", "sa-token")
+                try FileManager.default.copyItem(atPath: tls.caCert, toPath: root.file(sa + "/ca.crt"))
+                root.write(sa + "/namespace", "kube-system")
+                let config = try KubeClientConfig.inCluster(root: root.path, environment: [
+                    "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": String(standin.port),
+                ])
+                try await withKubeClient(config) { client in
+                    let node = try await client.create(Node(metadata: ObjectMeta(name: "node-1")))
+                    #expect(node.metadata.uid != nil)
+                }
             }
         }
     }
