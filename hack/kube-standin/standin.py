@@ -1019,7 +1019,8 @@ class API:
             else:
                 md_new.pop(f, None)
         if r["status"] and "status" in old:
-            new["status"] = old["status"]
+            # A copy: stored objects are shared with the history and the watchers, never changed.
+            new["status"] = copy.deepcopy(old["status"])
         if resource != "namespaces" and new.get("spec") != old.get("spec"):
             md_new["generation"] = md_old.get("generation", 1) + 1
         self._defaults(resource, new)
@@ -1530,7 +1531,13 @@ class Listener:
                 paused.set()
                 self.app.log(f"paused for {seconds}s")
                 time.sleep(seconds)
-                self.open()
+                while True:
+                    try:
+                        self.open()
+                        break
+                    except OSError as e:  # the port is briefly unavailable: try again
+                        self.app.log(f"cannot listen again on port {self.port}: {e}; retrying")
+                        time.sleep(0.1)
                 self.pause_request = None
                 self.app.log("serving again")
                 continue
