@@ -295,3 +295,44 @@ struct KubeInformerTests {
         }
     }
 }
+
+// The two examples of TrellisKube's overview (Overview.swift), as written there.
+struct KubeDocumentedUsageTests {
+    @Test func theOverviewExamplesWork() async throws {
+        try await withStandIn(StandInOptions(load: [Fixtures.podList(count: 6)])) { standin in
+            let logger = TestLog().logger
+            let nodeName = "node-1"
+            try await withKubeClient(KubeClientConfig(server: standin.url), logger: logger) { client in
+                let upserted = Guarded<Set<String>>([])
+                let task = Task {
+                    let pods = Informer<Pod>(client: client, options: InformerOptions(fieldSelector: "spec.nodeName=\(nodeName)"),
+                                             logger: logger)
+                    var cache = InformerCache<Pod>()
+                    try await pods.run { event in
+                        for change in cache.apply(event) {
+                            switch change {
+                            case .added(let pod), .updated(_, let pod): upserted.withLock { _ = $0.insert(pod.key) }
+                            case .removed(let pod): upserted.withLock { _ = $0.remove(pod.key) }
+                            }
+                        }
+                    }
+                }
+                defer { task.cancel() }
+                try await waitFor("node-1's pods") { upserted.current == ["default/pod-0000", "default/pod-0003"] }
+                task.cancel()
+                _ = await task.result
+
+                _ = try await client.create(Node(metadata: ObjectMeta(name: nodeName), status: NodeStatus(conditions: [
+                    NodeCondition(type: "Ready", status: "True"),
+                ])))
+                let condition = NodeCondition(type: "NetworkUnavailable", status: "False", reason: "TrellisIsUp",
+                                              message: "overlay programmed", lastTransitionTime: .now)
+                _ = try await client.patch(Node.self, name: nodeName,
+                                           try .strategicMerge(Node(metadata: ObjectMeta(), status: NodeStatus(conditions: [condition]))),
+                                           subresource: "status")
+                let node = try await client.get(Node.self, name: nodeName)
+                #expect(node.status?.conditions?.map(\.type) == ["Ready", "NetworkUnavailable"])
+            }
+        }
+    }
+}
