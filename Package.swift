@@ -13,6 +13,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // The Kubernetes client (TrellisKube): HTTP/1.1 with TLS through swift-nio-ssl.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // C libraries, through pkg-config for their include paths. The module maps name the
@@ -38,6 +42,18 @@ let package = Package(
                 dependencies: ["CLibbpf", "CTrellisBPF", "TrellisNet", "TrellisNetlink", "TrellisPolicy"]),
 
         .executableTarget(name: "trellis", dependencies: ["TrellisPlugin", "TrellisNetlink"]),
+        // The Kubernetes API client: typed objects, credentials, requests, watches and the
+        // informer the agent takes its cluster state from. No agent logic; never linked into
+        // the plugin (it must stay free of SwiftNIO).
+        .target(name: "TrellisKube", dependencies: [
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
         // The node agent's logic (config, cluster state, reconcilers, servers), as a library
         // so that the tests drive it in-process; the executable only wires it up.
         .target(name: "TrellisAgent", dependencies: [
@@ -64,9 +80,13 @@ let package = Package(
 
         .testTarget(name: "TrellisTests", dependencies: [
             "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisPlugin",
-            "TrellisDatapath", "TrellisPolicy", "TrellisLab",
+            "TrellisDatapath", "TrellisPolicy", "TrellisLab", "TrellisKube",
             "TrellisAgent", .product(name: "Logging", package: "swift-log"),
             .product(name: "InMemoryLogging", package: "swift-log"),
+            // The Kube suites talk to the stand-in's /_standin/ endpoints directly.
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
     ]
 )

@@ -7,6 +7,7 @@ packages=(
   iproute2 iputils-ping netcat-openbsd iptables nftables tcpdump                          # tests, lab
   containernetworking-plugins                                                             # reference plugins, chaining
   time iperf3 ethtool                                                                     # benchmarks, tests
+  python3 openssl                                                                         # Kube tests: API stand-in, test CAs
 )
 missing=()
 for p in "${packages[@]}"; do
