@@ -57,7 +57,7 @@ let package = Package(
         // The node agent's logic (config, cluster state, reconcilers, servers), as a library
         // so that the tests drive it in-process; the executable only wires it up.
         .target(name: "TrellisAgent", dependencies: [
-            "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisNetlink", "TrellisPolicy",
+            "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisNetlink", "TrellisPolicy", "TrellisKube",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),

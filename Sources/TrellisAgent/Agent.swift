@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import TrellisJSON
+import TrellisKube
 import TrellisNet
 
 /// What the agent is built from; the executable provides the real ones, tests fakes.
@@ -30,13 +31,18 @@ public struct AgentDependencies: Sendable {
         self.maxRetryInterval = maxRetryInterval
     }
 
-    /// The source `config.source` names.
+    /// The source `config.source` names. For `kubernetes`: the kubeconfig in the config, or the
+    /// pod's service account.
     public static func source(for config: AgentConfig, logger: Logger) throws -> any ClusterSource {
         switch config.source {
         case .manifests:
             return ManifestsSource(directory: config.manifestsDir, logger: logger)
         case .kubernetes:
-            throw AgentConfigError(key: "source", message: "\"kubernetes\" is not available yet (issue 6); use manifests")
+            let client: KubeClientConfig
+            do { client = try KubernetesSource.clientConfig(kubeconfig: config.kubeconfig) } catch {
+                throw AgentConfigError(key: config.kubeconfig.isEmpty ? "source" : "kubeconfig", message: "\(error)")
+            }
+            return try KubernetesSource(config: client, logger: logger)
         }
     }
 }
@@ -121,6 +127,7 @@ public final class Agent: Sendable {
             Thread { loop.monitor.stop(); done.resume() }.start()
         }
         await loop.handshake?.stop()
+        await deps.source.shutdown()
     }
 
     private func runLoop(_ loop: inout Loop) async throws {
@@ -160,6 +167,7 @@ public final class Agent: Sendable {
         var latest: ClusterSnapshot?
         var handshake: HandshakeServer?
         var appliedMasquerade: String?
+        var markedAvailable = false
         var lastWaiting: String?
         var warnedMTU: Int?
         var retryAt: ContinuousClock.Instant?
@@ -264,6 +272,18 @@ public final class Agent: Sendable {
                     appliedMasquerade = script
                 } catch {
                     failures.append("masquerade: \(error)")
+                }
+            }
+
+            // The cluster learns the node's network is up (Node condition NetworkUnavailable=False)
+            // after the first error-free sync, before the conflist lets kubelet start pods here.
+            if failures.isEmpty && !markedAvailable {
+                do {
+                    try await agent.deps.source.markNetworkAvailable(nodeName: config.nodeName)
+                    markedAvailable = true
+                    logger.info("Node condition NetworkUnavailable=False (TrellisIsUp) set")
+                } catch {
+                    failures.append("cannot set the Node condition NetworkUnavailable=False: \(error)")
                 }
             }
 

@@ -12,6 +12,16 @@ import Logging
 /// snapshot lacks; consecutive snapshots differ; a slow consumer only sees the newest.
 public protocol ClusterSource: Sendable {
     func snapshots() -> AsyncStream<ClusterSnapshot>
+    /// Tells the cluster that this node's network is up (the kubernetes source sets the Node
+    /// condition NetworkUnavailable=False); the agent writes its conflist only after that.
+    func markNetworkAvailable(nodeName: String) async throws
+    /// Releases what the source holds (connections), once the agent stops.
+    func shutdown() async
+}
+
+extension ClusterSource {
+    public func markNetworkAvailable(nodeName: String) async throws {}
+    public func shutdown() async {}
 }
 
 /// A fixed sequence of snapshots, for tests and for one-shot runs.

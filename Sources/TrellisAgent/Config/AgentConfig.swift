@@ -51,6 +51,9 @@ public struct AgentConfig: Sendable, Equatable {
     public var nodeName: String
     public var source: Source
     public var manifestsDir: String
+    /// `kubernetes` source: a kubeconfig for use outside the cluster; empty: the pod's service
+    /// account (in-cluster).
+    public var kubeconfig: String
     /// Where the compiled `*.bpf.o` files are; nil: the folder of the agent binary, then
     /// `/usr/lib/trellis/bpf` (see `bpfObjectSearchPath`).
     public var bpfObjectDir: String?
@@ -82,6 +85,7 @@ public struct AgentConfig: Sendable, Equatable {
             nodeName: Posix.hostname().lowercased(),
             source: .manifests,
             manifestsDir: "/etc/trellis/manifests",
+            kubeconfig: "",
             bpfObjectDir: nil,
             bpffsDir: "/sys/fs/bpf/trellis",
             socketPath: "/run/trellis/agent.sock",
@@ -98,7 +102,7 @@ public struct AgentConfig: Sendable, Equatable {
             logLevel: .info)
     }
 
-    public init(nodeName: String, source: Source, manifestsDir: String, bpfObjectDir: String?,
+    public init(nodeName: String, source: Source, manifestsDir: String, kubeconfig: String = "", bpfObjectDir: String?,
                 bpffsDir: String, socketPath: String, cniConfDir: String, cniConfName: String,
                 ipamDataDir: String, underlayDevice: String, datapathMode: DatapathMode, vni: UInt32,
                 mtu: Int, clusterCIDRs: [IPNetwork], masquerade: Bool, healthAddress: ListenAddress,
@@ -106,6 +110,7 @@ public struct AgentConfig: Sendable, Equatable {
         self.nodeName = nodeName
         self.source = source
         self.manifestsDir = manifestsDir
+        self.kubeconfig = kubeconfig
         self.bpfObjectDir = bpfObjectDir
         self.bpffsDir = bpffsDir
         self.socketPath = socketPath
@@ -166,7 +171,7 @@ public struct AgentConfigError: Error, CustomStringConvertible, Sendable, Equata
 extension AgentConfig {
     /// Every key of docs/agent.md, in its order.
     public static let keys = [
-        "nodeName", "source", "manifestsDir", "bpfObjectDir", "bpffsDir", "socketPath", "cniConfDir",
+        "nodeName", "source", "manifestsDir", "kubeconfig", "bpfObjectDir", "bpffsDir", "socketPath", "cniConfDir",
         "cniConfName", "ipamDataDir", "underlayDevice", "datapathMode", "vni", "mtu", "clusterCIDRs",
         "masquerade", "healthAddress", "logLevel",
     ]
@@ -221,6 +226,12 @@ extension AgentConfig {
             c.source = v
         }
         c.manifestsDir = try absolutePath(r, "manifestsDir") ?? c.manifestsDir
+        if let k = try r.string("kubeconfig") {
+            guard k.isEmpty || k.hasPrefix("/") else {
+                throw FieldError("kubeconfig", "\"\(k)\" is not an absolute path (or empty, for in-cluster credentials)")
+            }
+            c.kubeconfig = k
+        }
         c.bpfObjectDir = try absolutePath(r, "bpfObjectDir") ?? c.bpfObjectDir
         c.bpffsDir = try absolutePath(r, "bpffsDir") ?? c.bpffsDir
         if let p = try absolutePath(r, "socketPath") {
@@ -332,8 +343,13 @@ extension AgentConfig {
         # Where cluster state comes from: manifests (a directory) or kubernetes.
         source: \(d.source.rawValue)
 
-        # manifests source: YAML/JSON files of Nodes, Namespaces and Pods, watched for changes.
+        # manifests source: YAML/JSON files of Nodes, Namespaces, Pods and NetworkPolicies,
+        # watched for changes.
         manifestsDir: \(d.manifestsDir)
+
+        # kubernetes source: a kubeconfig for use outside the cluster; empty = the pod's
+        # service account (KUBERNETES_SERVICE_HOST/PORT and its token, rotated as it is).
+        kubeconfig: "\(d.kubeconfig)"
 
         # Where the compiled *.bpf.o files are (default: the folder of the agent binary,
         # then \(installedBPFObjectDir)).
@@ -387,6 +403,7 @@ extension AgentConfig {
             "nodeName: \(nodeName)",
             "source: \(source.rawValue)",
             "manifestsDir: \(manifestsDir)",
+            "kubeconfig: \"\(kubeconfig)\"",
         ]
         lines.append(bpfObjectDir.map { "bpfObjectDir: \($0)" }
             ?? "# bpfObjectDir (searched): \(bpfObjectSearchPath.joined(separator: ", "))")
