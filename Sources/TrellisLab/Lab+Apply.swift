@@ -20,6 +20,7 @@ extension Lab {
         let (lock, loaded) = try lockAndLoad()
         defer { Sys.unlock(lock) }
         var state = loaded
+        try refuseInKubernetesMode(state, "objects")
         var errors: [String] = []
         for pod in set.pods {
             guard let node = state.node(pod.nodeName) else {
@@ -102,6 +103,7 @@ extension Lab {
         let (lock, loaded) = try lockAndLoad()
         defer { Sys.unlock(lock) }
         var state = loaded
+        try refuseInKubernetesMode(state, "objects")
         var problems: [String] = []
         var missing: [String] = []
         var changed = false
@@ -192,11 +194,12 @@ extension Lab {
         }
     }
 
-    func createPod(_ spec: PodSpec, _ state: inout LabState) throws {
+    /// `uid`: the API's, in Kubernetes mode.
+    func createPod(_ spec: PodSpec, _ state: inout LabState, uid: String? = nil) throws {
         let node = state.node(spec.nodeName)!
         let taken = Set(state.pods.map(\.netns) + state.nodes.map(\.netns) + [state.underlayNetns])
         var pod = PodRecord(
-            namespace: spec.namespace, name: spec.name, uid: UUID().uuidString.lowercased(), node: node.name,
+            namespace: spec.namespace, name: spec.name, uid: uid ?? UUID().uuidString.lowercased(), node: node.name,
             netns: layout.podNetns(namespace: spec.namespace, pod: spec.name, taken: taken),
             containerID: Sys.randomHex(bytes: 32), labels: spec.labels, containers: spec.containers,
             ips: [], server: nil, phase: .creating)

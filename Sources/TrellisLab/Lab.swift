@@ -11,7 +11,10 @@ import Glibc
 /// the real `trellis` plugin and (unless `--no-agent`) served by real `trellis-agent`s. Nothing
 /// is created in the root network namespace; everything is recorded in the state directory
 /// before or right after it is made, and `down` undoes all of it.
-public final class Lab {
+///
+/// Sendable because nothing in it changes after init (its closures only print); the Kubernetes
+/// mode's pod runner shares it with its tasks.
+public final class Lab: @unchecked Sendable {
     public let layout: LabLayout
     let explicitBinDir: String?
     /// Lines for the operator (stdout) and for warnings (stderr).
@@ -55,14 +58,17 @@ public final class Lab {
         public var bpfDir: String?
         public var readyTimeout: Double
         public var keepOnFailure: Bool
+        /// Kubernetes mode: the cluster state lives in this API server (see Lab+Kubernetes).
+        public var kubeconfig: String?
         public init(nodes: Int, datapath: String = "ebpf", agents: Bool = true, bpfDir: String? = nil,
-                    readyTimeout: Double = 30, keepOnFailure: Bool = false) {
+                    readyTimeout: Double = 30, keepOnFailure: Bool = false, kubeconfig: String? = nil) {
             self.nodes = nodes
             self.datapath = datapath
             self.agents = agents
             self.bpfDir = bpfDir
             self.readyTimeout = readyTimeout
             self.keepOnFailure = keepOnFailure
+            self.kubeconfig = kubeconfig
         }
     }
 
@@ -89,6 +95,13 @@ public final class Lab {
             bpfDir = path
         } else {
             bpfDir = Self.defaultBPFDir(executable: selfExecutable)
+        }
+        var kubeconfig: String?
+        if let k = o.kubeconfig {
+            let path = Sys.canonicalPath(k)
+            guard Sys.exists(path) else { throw LabError("--kubeconfig \(k): no such file") }
+            guard o.agents else { throw LabError("--kubeconfig needs the agents (their kubernetes source); drop --no-agent") }
+            kubeconfig = path
         }
         let longestSocket = layout.socketPath(LabLayout.nodeName(o.nodes))
         guard longestSocket.utf8.count < 108 else {
@@ -137,6 +150,7 @@ public final class Lab {
             },
             namespaces: [NamespaceRecord(name: "default", labels: [:])],
             pods: [])
+        state.kubeconfig = kubeconfig
         try state.save(layout)
 
         Interrupts.install()
@@ -197,7 +211,11 @@ public final class Lab {
             try Sys.writeAtomically(try agentConfig(node, state), to: layout.agentConfig(node.name))
         }
 
+        if let kubeconfig = state.kubeconfig {
+            try registerNodes(state, kubeconfig: kubeconfig)
+        }
         if o.agents {
+            if state.kubeconfig != nil { try startKubelets(&state) }
             try startAgents(&state, timeout: o.readyTimeout)
         } else {
             for node in state.nodes {
@@ -226,11 +244,12 @@ public final class Lab {
     /// The agent's configuration: the keys of docs/agent.md.
     func agentConfig(_ node: NodeRecord, _ state: LabState) throws(LabError) -> String {
         typealias W = ManifestWriter
-        var pairs: [(String, Node)] = [
-            ("nodeName", W.s(node.name)),
-            ("source", W.s("manifests")),
-            ("manifestsDir", W.s(layout.manifestsDir)),
-        ]
+        var pairs: [(String, Node)] = [("nodeName", W.s(node.name))]
+        if let kubeconfig = state.kubeconfig {
+            pairs += [("source", W.s("kubernetes")), ("kubeconfig", W.s(kubeconfig))]
+        } else {
+            pairs += [("source", W.s("manifests")), ("manifestsDir", W.s(layout.manifestsDir))]
+        }
         if let bpf = state.bpfObjectDir { pairs.append(("bpfObjectDir", W.s(bpf))) }
         pairs += [
             ("bpffsDir", W.s(layout.bpffsDir(node.name))),
@@ -526,7 +545,9 @@ public final class Lab {
     func teardown(_ recorded: LabState?) throws {
         var state = recorded
         var problems: [String] = []
-        // Servers first (fast: they die on SIGTERM), then CNI DEL while the agents still run.
+        // Pod runners first (they would wire pods again), servers next (fast: they die on
+        // SIGTERM), then CNI DEL while the agents still run.
+        Processes.stop(recorded?.nodes.compactMap(\.kubelet) ?? [])
         Processes.stop(state?.pods.compactMap(\.server) ?? [])
         for pod in state?.pods ?? [] {
             var s = state!
@@ -539,6 +560,7 @@ public final class Lab {
         for ref in Processes.stop(agents, grace: 5) {
             warn("trellis-agent pid \(ref.pid) did not stop within 5 s of SIGTERM: killed")
         }
+        if let recorded { for p in deregisterNodes(recorded) { warn(p) } }
         // Namespaces: recorded ones and any other of this lab; pods, then nodes, then the underlay.
         var names: [String] = []
         for n in (recorded?.pods.map(\.netns) ?? []) + (recorded?.nodes.map(\.netns) ?? []) + [layout.underlayNetns] + layout.existingNetns()

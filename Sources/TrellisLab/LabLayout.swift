@@ -57,6 +57,7 @@ public struct LabLayout: Sendable {
     func agentConfig(_ node: String) -> String { nodeDir(node) + "/agent.yaml" }
     func logsDir(_ node: String) -> String { nodeDir(node) + "/logs" }
     func agentLog(_ node: String) -> String { logsDir(node) + "/agent.log" }
+    func kubeletLog(_ node: String) -> String { logsDir(node) + "/kubelet.log" }
     func podDir(_ namespace: String, _ pod: String) -> String { stateDir + "/pods/\(namespace)_\(pod)" }
 
     var underlayNetns: String { labID + "-underlay" }

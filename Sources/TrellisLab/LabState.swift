@@ -30,6 +30,8 @@ public struct LabState: Codable, Sendable {
     public var policies: [PolicyRecord]?
     /// Bumped on every change of what the agents read; their objects' resourceVersion.
     public var revision: Int?
+    /// Kubernetes mode: the kubeconfig of the API server the lab's cluster state lives in.
+    public var kubeconfig: String?
 
     public func node(_ name: String) -> NodeRecord? { nodes.first { $0.name == name } }
 
@@ -49,6 +51,8 @@ public struct NodeRecord: Codable, Sendable {
     public var nodeIP: String
     public var podCIDRs: [String]
     public var agent: ProcessRef?
+    /// Kubernetes mode: the node's pod runner (`lab kubelet`).
+    public var kubelet: ProcessRef?
 }
 
 public struct PolicyRecord: Codable, Sendable {

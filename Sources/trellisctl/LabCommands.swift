@@ -19,7 +19,7 @@ struct LabCommand: ParsableCommand {
         Commands work on the lab in --state (default \(LabLayout.defaultStateDir)); labs with different state directories are independent.
         """,
         subcommands: [LabUp.self, LabApply.self, LabDelete.self, LabProbe.self, LabStatus.self, LabRestartAgents.self, LabDown.self,
-                      LabExec.self, LabServe.self])
+                      LabExec.self, LabServe.self, LabKubelet.self])
 }
 
 struct LabOptions: ParsableArguments {
@@ -83,10 +83,13 @@ struct LabUp: ParsableCommand {
     @Flag(name: .customLong("keep-on-failure"), help: "Leave a failed lab in place for inspection (`down` removes it).")
     var keepOnFailure = false
 
+    @Option(help: ArgumentHelp("Kubernetes mode: the lab's nodes are registered in this API server, the agents take the cluster state from it, a pod runner per node wires the pods bound to it; use kubectl for pods, namespaces and policies.", valueName: "file"))
+    var kubeconfig: String?
+
     func run() throws {
         try labRun {
             try options.lab().up(Lab.UpOptions(nodes: nodes, datapath: datapath.rawValue, agents: !noAgent, bpfDir: bpfDir,
-                                               readyTimeout: timeout, keepOnFailure: keepOnFailure))
+                                               readyTimeout: timeout, keepOnFailure: keepOnFailure, kubeconfig: kubeconfig))
         }
     }
 }
@@ -304,5 +307,21 @@ struct LabServe: ParsableCommand {
             FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
             throw ExitCode(1)
         }
+    }
+}
+
+struct LabKubelet: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kubelet",
+        abstract: "Kubernetes mode: wire the pods bound to a lab node, as kubelet would (started by `lab up`).",
+        shouldDisplay: false)
+
+    @OptionGroup var options: LabOptions
+
+    @Option(help: "The lab node.")
+    var node: String
+
+    func run() throws {
+        try labRun { try options.lab().runKubelet(node: node) }
     }
 }

@@ -217,11 +217,12 @@ final class StandIn: @unchecked Sendable {
 
     /// A request to the admin listener (plain HTTP, no authentication, never paused).
     @discardableResult
-    func admin(_ method: HTTPMethod, _ path: String, json: String? = nil) async throws -> (status: Int, body: String) {
+    func admin(_ method: HTTPMethod, _ path: String, json: String? = nil,
+               contentType: String = "application/json") async throws -> (status: Int, body: String) {
         var request = HTTPClientRequest(url: adminURL + path)
         request.method = method
         if let json {
-            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "Content-Type", value: contentType)
             request.body = .bytes(ByteBuffer(string: json))
         }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
