@@ -63,6 +63,9 @@ struct StandInFailure: Error, CustomStringConvertible {
 }
 
 /// Private CAs and certificates for the TLS tests, made once per test run with `openssl`.
+/// The folder of `TLSMaterial.shared()`, for the exit handler that removes it.
+private let tlsMaterialDirectory = Guarded<String?>(nil)
+
 struct TLSMaterial: Sendable {
     let dir: String
     var caCert: String { dir + "/ca.crt" }
@@ -88,6 +91,9 @@ struct TLSMaterial: Sendable {
     private static func make() throws(StandInFailure) -> TLSMaterial {
         guard let openssl = KubeTestPaths.onPath("openssl") else { throw StandInFailure(description: "openssl is not on PATH") }
         let dir = TempDir("kube-tls").path
+        // Shared by every test of this process: removed when the process exits.
+        tlsMaterialDirectory.withLock { $0 = dir }
+        atexit { if let d = tlsMaterialDirectory.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: d) } }
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         func run(_ args: [String]) throws(StandInFailure) {
             do {
