@@ -48,6 +48,14 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
         }
     }
 
+    /// 169.254.0.0/16 or fe80::/10: addresses the kernel gives links itself.
+    public var isLinkLocal: Bool {
+        switch self {
+        case .v4(let v): v >> 16 == 0xA9FE
+        case .v6(let hi, _): hi >> 54 == 0x3FA
+        }
+    }
+
     /// Network-order bytes: 4 for IPv4, 16 for IPv6.
     public var bytes: [UInt8] {
         switch self {

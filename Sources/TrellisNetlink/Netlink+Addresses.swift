@@ -33,6 +33,26 @@ extension Netlink {
         }
     }
 
+    /// Removes `address` (with its prefix length) from a link; false when it was not there.
+    @discardableResult
+    public func deleteAddress(_ address: IPNetwork, index: Int32) throws(NetlinkError) -> Bool {
+        guard let a = rtnl_addr_alloc() else {
+            throw NetlinkError("allocate address", kind: .other, reason: "out of memory")
+        }
+        defer { rtnl_addr_put(a) }
+        let local = NLAddr(address)
+        rtnl_addr_set_ifindex(a, index)
+        rtnl_addr_set_family(a, address.family == .v4 ? AF_INET : AF_INET6)
+        try nlCheck("set address \(address)", rtnl_addr_set_local(a, local.raw))
+        let rc = rtnl_addr_delete(sock, a, 0)
+        if rc < 0 {
+            let e = NetlinkError("delete address \(address) from \(describeLink(index))", nlCode: rc)
+            if e.kind == .notFound || rc == -NLE_NOADDR { return false }
+            throw e
+        }
+        return true
+    }
+
     /// The addresses on a link (all families), with their prefix lengths.
     public func addresses(index: Int32) throws(NetlinkError) -> [IPNetwork] {
         var cache: OpaquePointer?

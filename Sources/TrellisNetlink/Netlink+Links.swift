@@ -13,6 +13,8 @@ public struct LinkInfo: Sendable, Equatable {
     public var mtu: Int
     public var isUp: Bool
     public var masterIndex: Int32   // 0 when not enslaved
+    /// IFF_NOARP: the kernel resolves no neighbours on it (frames go out to the device's own MAC).
+    public var noARP: Bool = false
 }
 
 extension Netlink {
@@ -43,7 +45,8 @@ extension Netlink {
             mac: macAddress(from: rtnl_link_get_addr(l)),
             mtu: Int(rtnl_link_get_mtu(l)),
             isUp: rtnl_link_get_flags(l) & UInt32(IFF_UP.rawValue) != 0,
-            masterIndex: Int32(rtnl_link_get_master(l)))
+            masterIndex: Int32(rtnl_link_get_master(l)),
+            noARP: rtnl_link_get_flags(l) & UInt32(IFF_NOARP.rawValue) != 0)
     }
 
     /// Creates a veth pair whose peer is born inside `peerNamespace` under `peerName`, so the
@@ -133,7 +136,7 @@ extension Netlink {
 
     /// Changes the given attributes of a link; nil leaves an attribute as it is.
     public func setLink(index: Int32, up: Bool? = nil, mtu: Int? = nil, masterIndex: Int32? = nil,
-                        mac: MACAddress? = nil) throws(NetlinkError) {
+                        mac: MACAddress? = nil, noARP: Bool? = nil) throws(NetlinkError) {
         guard let orig = rtnl_link_alloc(), let change = rtnl_link_alloc() else {
             throw NetlinkError("allocate link change", kind: .other, reason: "out of memory")
         }
@@ -142,6 +145,10 @@ extension Netlink {
         if let up {
             if up { rtnl_link_set_flags(change, UInt32(IFF_UP.rawValue)) }
             else { rtnl_link_unset_flags(change, UInt32(IFF_UP.rawValue)) }
+        }
+        if let noARP {
+            if noARP { rtnl_link_set_flags(change, UInt32(IFF_NOARP.rawValue)) }
+            else { rtnl_link_unset_flags(change, UInt32(IFF_NOARP.rawValue)) }
         }
         if let mtu { rtnl_link_set_mtu(change, UInt32(mtu)) }
         if let masterIndex { rtnl_link_set_master(change, masterIndex) }
