@@ -3,11 +3,15 @@
  * from_pod: tc ingress of a pod's host-side veth (both modes), i.e. every frame a pod sends.
  *
  *   1. port security: source IP/MAC/interface must be the pod's (ARP and ND included);
- *   2. NetworkPolicy, stateful (policy.h): egress of the sending pod and, when the destination
+ *   2. a Service address (trellis_services) -> to the stack, which translates it; policy is
+ *      checked after the translation (service.h);
+ *   3. NetworkPolicy, stateful (policy.h): egress of the sending pod and, when the destination
  *      is a pod of this node, its ingress; established flows pass on their conntrack entry;
- *   3. forwarding: a pod on this node -> bridge mode: TC_ACT_OK, the bridge switches;
- *      ebpf mode: routed in BPF, bpf_redirect_peer into the pod. A remote pod CIDR -> Geneve to
- *      its node (or an ICMP "too big" answer). Anything else -> the kernel routes it.
+ *   4. forwarding: the reply of a flow the node's stack routed (kube-proxy's DNAT, the node's
+ *      own traffic) -> back to the stack, which undoes its NAT. A pod on this node -> bridge
+ *      mode: TC_ACT_OK, the bridge switches; ebpf mode: routed in BPF, bpf_redirect_peer into
+ *      the pod. A remote pod CIDR -> Geneve to its node (or an ICMP "too big" answer). Anything
+ *      else -> the kernel routes it.
  */
 #include "lib/base.h"
 #include "lib/maps.h"
@@ -20,9 +24,17 @@
 #include "lib/antispoof.h"
 #include "lib/forward.h"
 #include "lib/geneve.h"
+#include "lib/service.h"
 #include "lib/icmp.h"
 
 #define DIR TRELLIS_DIR_FROM_POD
+
+/* A reply of a flow the stack routed: it goes back through the stack. */
+static __always_inline int to_stack(struct __sk_buff *ctx)
+{
+	count_forward(ctx, DIR, TRELLIS_FWD_STACK);
+	return TC_ACT_OK;
+}
 
 /* Encapsulates to the node that hosts the destination, when it fits the tunnel. */
 static __always_inline int to_tunnel(struct __sk_buff *ctx, const struct trellis_config *cfg,
@@ -50,11 +62,11 @@ static __always_inline int from_pod_ipv4(struct __sk_buff *ctx, const struct tre
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	const struct trellis_endpoint *dst;
+	const struct trellis_endpoint *src, *dst;
 	const struct trellis_tunnel *tun;
 	__u8 tcp_flags = 0, tos;
 	int later_fragment, err;
-	__u32 l4_off;
+	__u32 l4_off, ct_flags;
 	__be32 daddr;
 
 	if ((void *)(ip + 1) > data_end)
@@ -74,12 +86,17 @@ static __always_inline int from_pod_ipv4(struct __sk_buff *ctx, const struct tre
 			return err;
 	}
 	/* flow_load_ports only reads: the packet pointers are still valid. */
-	err = source_is_endpoint(ctx, eth->h_source, endpoint_v4(ip->saddr));
+	src = endpoint_v4(ip->saddr);
+	err = source_is_endpoint(ctx, eth->h_source, src);
 	if (err)
 		return err;
-	err = policy_gate(ctx, cfg, flow, tcp_flags, ctx->len, l4_off, later_fragment);
+	if (service_markable(src) && is_service(flow->family, flow->daddr))
+		return to_service(ctx, cfg, flow, tcp_flags, later_fragment, src, DIR);
+	err = policy_gate(ctx, cfg, flow, tcp_flags, ctx->len, l4_off, later_fragment, 0, &ct_flags);
 	if (err)
 		return err;
+	if (ct_flags & TRELLIS_CT_F_VIA_STACK)
+		return to_stack(ctx);
 
 	dst = endpoint_v4(daddr);
 	if (dst) {
@@ -102,11 +119,12 @@ static __always_inline int from_pod_ipv6(struct __sk_buff *ctx, const struct tre
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ipv6hdr *ip6 = data + ETH_HLEN;
-	const struct trellis_endpoint *dst;
+	const struct trellis_endpoint *src, *dst;
 	const struct trellis_tunnel *tun;
 	struct in6_addr daddr;
 	int nd = 0, later_fragment = 0, l4, err;
 	__u8 tcp_flags = 0, tclass;
+	__u32 ct_flags;
 
 	if ((void *)(ip6 + 1) > data_end)
 		return TRELLIS_DROP_INVALID_PACKET;
@@ -133,9 +151,15 @@ static __always_inline int from_pod_ipv6(struct __sk_buff *ctx, const struct tre
 		count_forward(ctx, DIR, TRELLIS_FWD_STACK);
 		return TC_ACT_OK;
 	}
-	err = policy_gate(ctx, cfg, flow, tcp_flags, ctx->len, l4, later_fragment);
+	/* ipv6_source_check found the source to be an endpoint of this interface. */
+	src = endpoint_of(flow->family, flow->saddr);
+	if (service_markable(src) && is_service(flow->family, flow->daddr))
+		return to_service(ctx, cfg, flow, tcp_flags, later_fragment, src, DIR);
+	err = policy_gate(ctx, cfg, flow, tcp_flags, ctx->len, l4, later_fragment, 0, &ct_flags);
 	if (err)
 		return err;
+	if (ct_flags & TRELLIS_CT_F_VIA_STACK)
+		return to_stack(ctx);
 
 	dst = endpoint_v6(&daddr);
 	if (dst) {

@@ -3,8 +3,11 @@
  * to_pod: tc egress of a pod's host-side veth (both modes), i.e. what the kernel delivers to the
  * pod: in bridge mode everything from pods of this node (switched by the bridge); in both modes
  * what the node's own stack sends or forwards (the node itself, the world). Runs the stateful
- * policy gate (policy.h) for the pod's ingress. Packets the datapath redirects straight into a
- * pod (bpf_redirect_peer) do not pass here: from_pod and from_underlay checked them.
+ * policy gate (policy.h) for the pod's ingress, and for the egress of a local pod whose packet the
+ * stack forwarded here (a Service connection kube-proxy translated to this pod). A flow that
+ * starts here was routed by the stack: it is tracked as such, so that the pod's replies go back
+ * through the stack and its NAT is undone. Packets the datapath redirects straight into a pod
+ * (bpf_redirect_peer) do not pass here: from_pod and from_underlay checked them.
  */
 #include "lib/base.h"
 #include "lib/maps.h"
@@ -37,7 +40,7 @@ static __always_inline int handle_to_pod(struct __sk_buff *ctx, struct trellis_c
 	struct ethhdr *eth = data;
 	int later_fragment = 0, err;
 	__u8 tcp_flags = 0;
-	__u32 l4_off;
+	__u32 l4_off, ct_flags;
 
 	if (!cfg)
 		return TRELLIS_DROP_NO_CONFIG;
@@ -84,7 +87,8 @@ static __always_inline int handle_to_pod(struct __sk_buff *ctx, struct trellis_c
 			return TC_ACT_OK;
 		}
 	}
-	err = policy_gate(ctx, cfg, flow, tcp_flags, ctx->len, l4_off, later_fragment);
+	err = policy_gate(ctx, cfg, flow, tcp_flags, ctx->len, l4_off, later_fragment, TRELLIS_CT_F_VIA_STACK,
+			  &ct_flags);
 	if (err)
 		return err;
 	count_forward(ctx, DIR, TRELLIS_FWD_TO_POD);

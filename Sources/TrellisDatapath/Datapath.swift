@@ -14,12 +14,17 @@ import Glibc
 ///   - `from_pod` (from_pod.bpf.o): tc ingress of every pod's host veth, both modes;
 ///   - `to_pod` (to_pod.bpf.o): tc egress of every pod's host veth, both modes (ingress policy of
 ///     what the kernel delivers);
-///   - `from_underlay` (from_underlay.bpf.o): tc ingress of the underlay device.
+///   - `from_underlay` (from_underlay.bpf.o): tc ingress of the underlay device;
+///   - `to_underlay` (to_underlay.bpf.o): tc egress of the underlay device (the egress policy of
+///     pods' Service traffic leaving the node, after kube-proxy translated it);
+///   - `to_overlay` (to_overlay.bpf.o): tc egress of the overlay device, into which the node's
+///     stack routes the other nodes' pod CIDRs (its own traffic, kube-proxy's DNAT to remote
+///     backends).
 ///
 /// **Adoption after a restart.** With a pin directory, every map is pinned there by name; a new
 /// `Datapath` (a restarted or upgraded agent) reuses the pinned maps, so endpoints, tunnels,
 /// peers, config, conntrack and counters survive, and programs already attached keep forwarding
-/// with them meanwhile. The agent then re-attaches (`attachEndpoint`, `attachUnderlay`), which
+/// with them meanwhile. The agent then re-attaches (`attachEndpoint`, `attachUnderlay`, `attachOverlay`), which
 /// replaces the old programs atomically. A pinned map whose layout no longer matches the new
 /// objects (type, key/value size, capacity, flags) is unpinned and created anew; `replacedMaps`
 /// lists them, and the agent must re-write their content.
@@ -32,11 +37,12 @@ import Glibc
 /// bpf(2)/netlink calls on file descriptors it owns, so it may be shared between threads.
 public final class Datapath: @unchecked Sendable {
     /// Program object files, loaded in this order; the first one creates (or adopts) the maps.
-    public static let objectFiles = ["from_pod.bpf.o", "to_pod.bpf.o", "from_underlay.bpf.o"]
+    public static let objectFiles = ["from_pod.bpf.o", "to_pod.bpf.o", "from_underlay.bpf.o", "to_underlay.bpf.o",
+                                     "to_overlay.bpf.o"]
     /// The maps every object shares (bpf/lib/maps.h).
     public static let mapNames: Set<String> = [
         "trellis_endpoints", "trellis_ipcache", "trellis_policy", "trellis_identities", "trellis_tunnels", "trellis_peers",
-        "trellis_conntrack", "trellis_metrics", "trellis_events", "trellis_config",
+        "trellis_services", "trellis_conntrack", "trellis_metrics", "trellis_events", "trellis_config",
     ]
 
     let objects: [BPFObject]
@@ -50,6 +56,7 @@ public final class Datapath: @unchecked Sendable {
     let identityMap: TypedMap<UInt32, UInt64>
     let tunnelMap: TypedMap<trellis_lpm_key, trellis_tunnel>
     let peerMap: TypedMap<UInt32, trellis_peer>
+    let serviceMap: TypedMap<trellis_ip_key, trellis_service>
     let conntrackMap: TypedMap<trellis_ct_key, trellis_ct_entry>
     let metricsMap: TypedMap<trellis_metric_key, trellis_metric_value>
     let configMap: TypedMap<UInt32, trellis_config>
@@ -58,7 +65,7 @@ public final class Datapath: @unchecked Sendable {
 
     /// Loads the datapath.
     ///
-    /// - objectDirectory: where `from_pod.bpf.o`, `to_pod.bpf.o` and `from_underlay.bpf.o` are.
+    /// - objectDirectory: where the `objectFiles` are.
     /// - pinDirectory: a directory on a bpffs (the bpffs mount itself or a folder inside one;
     ///   created if missing) where the maps are pinned by name and adopted from on the next
     ///   load. nil: nothing is pinned (tests with BPF_PROG_TEST_RUN); the maps live as long as
@@ -103,13 +110,15 @@ public final class Datapath: @unchecked Sendable {
         identityMap = try TypedMap(o.map(named: "trellis_identities"))
         tunnelMap = try TypedMap(o.map(named: "trellis_tunnels"))
         peerMap = try TypedMap(o.map(named: "trellis_peers"))
+        serviceMap = try TypedMap(o.map(named: "trellis_services"))
         conntrackMap = try TypedMap(o.map(named: "trellis_conntrack"))
         metricsMap = try TypedMap(o.map(named: "trellis_metrics"))
         configMap = try TypedMap(o.map(named: "trellis_config"))
         eventsMap = try o.map(named: "trellis_events")
     }
 
-    /// The loaded program of that name (`from_pod`, `to_pod`, `from_underlay`).
+    /// The loaded program of that name (`from_pod`, `to_pod`, `from_underlay`, `to_underlay`,
+    /// `to_overlay`).
     public func program(_ name: String) throws(DatapathError) -> BPFProgram {
         for o in objects where o.programNames.contains(name) {
             return try o.program(named: name)
@@ -129,13 +138,27 @@ public final class Datapath: @unchecked Sendable {
     // MARK: config
 
     /// Writes the node settings; programs use them from their next packet on. The policy
-    /// generation stays what it is.
+    /// generation stays what it is, and so does the overlay device unless `c` names one.
     public func setNodeConfig(_ c: NodeConfig) throws(DatapathError) {
         guard c.nodeIPv4.family == .v4 else {
             throw DatapathError("set node config", code: EINVAL, message: "node IP \(c.nodeIPv4) is not IPv4")
         }
         var raw = trellis_config(c)
-        raw.policy_gen = try configMap.lookup(0)?.policy_gen ?? 0
+        if let current = try configMap.lookup(0) {
+            raw.policy_gen = current.policy_gen
+            if c.overlayIfindex == 0 {
+                raw.overlay_ifindex = current.overlay_ifindex
+                raw.overlay_mac = current.overlay_mac
+            }
+        }
+        try configMap.update(0, raw)
+    }
+
+    /// Records the overlay device in the node settings (the rest stays as it is).
+    public func setOverlay(ifindex: Int32, mac: MACAddress) throws(DatapathError) {
+        var raw = try configMap.lookup(0) ?? zeroed(trellis_config.self)
+        raw.overlay_ifindex = UInt32(bitPattern: ifindex)
+        store(mac.bytes, into: &raw.overlay_mac)
         try configMap.update(0, raw)
     }
 
@@ -188,18 +211,31 @@ public final class Datapath: @unchecked Sendable {
         }
     }
 
-    /// Attaches `from_underlay` to tc ingress of the underlay device (replacing a previous one).
+    /// Attaches `from_underlay` to tc ingress of the underlay device and `to_underlay` to its
+    /// egress (replacing previous ones).
     public func attachUnderlay(ifindex: Int32, namespace: NetworkNamespace? = nil) throws(DatapathError) {
-        let prog = try program("from_underlay")
+        let fromUnderlay = try program("from_underlay")
+        let toUnderlay = try program("to_underlay")
         try inNamespace(namespace) { () throws(DatapathError) in
-            try TCHook.attach(prog, ifindex: ifindex, side: .ingress)
+            try TCHook.attach(toUnderlay, ifindex: ifindex, side: .egress)
+            try TCHook.attach(fromUnderlay, ifindex: ifindex, side: .ingress)
         }
     }
 
-    /// Removes `from_underlay` from the underlay device.
+    /// Removes `from_underlay` and `to_underlay` from the underlay device.
     public func detachUnderlay(ifindex: Int32, namespace: NetworkNamespace? = nil) throws(DatapathError) {
         try inNamespace(namespace) { () throws(DatapathError) in
             try TCHook.detach(ifindex: ifindex, side: .ingress)
+            try TCHook.detach(ifindex: ifindex, side: .egress)
+        }
+    }
+
+    /// Attaches `to_overlay` to tc egress of the overlay device (replacing a previous one).
+    /// Set `NodeConfig.overlayIfindex` too, so that replies find their way back.
+    public func attachOverlay(ifindex: Int32, namespace: NetworkNamespace? = nil) throws(DatapathError) {
+        let prog = try program("to_overlay")
+        try inNamespace(namespace) { () throws(DatapathError) in
+            try TCHook.attach(prog, ifindex: ifindex, side: .egress)
         }
     }
 
@@ -276,6 +312,28 @@ public final class Datapath: @unchecked Sendable {
     public func peers() throws(DatapathError) -> [IPAddress] {
         try peerMap.keys().map { ipv4(networkOrder: $0) }
     }
+
+    // MARK: services
+
+    /// Marks an address as one the node's stack translates (a Service's ClusterIP, external or
+    /// load-balancer IP): pods' traffic to it is handed to the stack, its egress policy checked
+    /// after the translation.
+    public func upsertService(_ ip: IPAddress) throws(DatapathError) {
+        try serviceMap.update(trellis_ip_key(ip), zeroed(trellis_service.self))
+    }
+
+    @discardableResult
+    public func deleteService(_ ip: IPAddress) throws(DatapathError) -> Bool {
+        try serviceMap.delete(trellis_ip_key(ip))
+    }
+
+    public func services() throws(DatapathError) -> [IPAddress] {
+        try serviceMap.keys().compactMap(\.ipAddress)
+    }
+
+    /// The skb mark `from_pod` puts on a Service packet of the pod with that policy id (for
+    /// tests that craft what the stack hands `to_underlay`).
+    public static func serviceMark(policyID: UInt32) -> UInt32 { trellis_mark_service(policyID) }
 
     // MARK: ipcache
 

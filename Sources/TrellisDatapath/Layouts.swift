@@ -87,6 +87,8 @@ extension trellis_config {
         flags = c.mode == .bridge ? UInt32(TRELLIS_CONFIG_F_BRIDGE_MODE.rawValue) : 0
         router_ipv4 = c.routerIPv4.flatMap(networkOrderV4) ?? 0
         if let r6 = c.routerIPv6, r6.family == .v6 { store(r6.bytes, into: &router_ipv6) }
+        overlay_ifindex = UInt32(bitPattern: c.overlayIfindex)
+        if let mac = c.overlayMAC { store(mac.bytes, into: &overlay_mac) }
     }
     var nodeConfig: NodeConfig {
         let r6 = IPAddress(bytes: load(router_ipv6, count: 16))
@@ -95,7 +97,9 @@ extension trellis_config {
             underlayIfindex: Int32(bitPattern: underlay_ifindex), vni: vni,
             mode: flags & UInt32(TRELLIS_CONFIG_F_BRIDGE_MODE.rawValue) != 0 ? .bridge : .ebpf,
             routerIPv4: router_ipv4 == 0 ? nil : ipv4(networkOrder: router_ipv4),
-            routerIPv6: r6 == .v6(0, 0) ? nil : r6)
+            routerIPv6: r6 == .v6(0, 0) ? nil : r6,
+            overlayIfindex: Int32(bitPattern: overlay_ifindex),
+            overlayMAC: overlay_ifindex == 0 ? nil : MACAddress(bytes: load(overlay_mac, count: 6)))
     }
 }
 
@@ -120,6 +124,8 @@ extension trellis_ct_key {
                               proto: proto, packets: v.packets, bytes: v.bytes,
                               seenReply: v.flags & UInt32(TRELLIS_CT_F_SEEN_REPLY.rawValue) != 0,
                               closing: v.flags & UInt32(TRELLIS_CT_F_CLOSING.rawValue) != 0,
+                              viaStack: v.flags & UInt32(TRELLIS_CT_F_VIA_STACK.rawValue) != 0,
+                              service: v.flags & UInt32(TRELLIS_CT_F_SERVICE.rawValue) != 0,
                               lastSeenNs: v.last_seen_ns, policyGeneration: v.policy_gen)
     }
 }

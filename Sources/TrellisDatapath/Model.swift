@@ -25,15 +25,23 @@ public struct NodeConfig: Sendable, Equatable {
     /// Source address of ICMPv6 "packet too big" sent to pods: the pods' IPv6 gateway. nil:
     /// oversized IPv6 packets are dropped (and counted) instead of answered.
     public var routerIPv6: IPAddress?
+    /// The overlay device (`attachOverlay`): decapsulated replies of flows the node's stack
+    /// routed into the overlay re-enter the stack through it. 0: none (they are dropped).
+    public var overlayIfindex: Int32
+    /// Its MAC: such replies are addressed to it.
+    public var overlayMAC: MACAddress?
 
     public init(nodeIPv4: IPAddress, underlayIfindex: Int32, vni: UInt32, mode: DatapathMode,
-                routerIPv4: IPAddress? = nil, routerIPv6: IPAddress? = nil) {
+                routerIPv4: IPAddress? = nil, routerIPv6: IPAddress? = nil,
+                overlayIfindex: Int32 = 0, overlayMAC: MACAddress? = nil) {
         self.nodeIPv4 = nodeIPv4
         self.underlayIfindex = underlayIfindex
         self.vni = vni
         self.mode = mode
         self.routerIPv4 = routerIPv4
         self.routerIPv6 = routerIPv6
+        self.overlayIfindex = overlayIfindex
+        self.overlayMAC = overlayMAC
     }
 }
 
@@ -63,10 +71,14 @@ public struct EndpointEntry: Sendable, Equatable {
 public enum Direction: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// tc ingress of a pod's host veth: what pods send.
     case fromPod = 1
-    /// tc egress of a pod's host veth (bridge mode): what pods receive.
+    /// tc egress of a pod's host veth: what the kernel delivers to pods.
     case toPod = 2
     /// tc ingress of the underlay device.
     case fromUnderlay = 3
+    /// tc egress of the overlay device: what the node's stack sends to pods on other nodes.
+    case toOverlay = 4
+    /// tc egress of the underlay device: pods' Service traffic leaving the node.
+    case toUnderlay = 5
 
     /// A stable snake_case name, for metric labels and JSON (e.g. `from_pod`).
     public var label: String {
@@ -74,6 +86,8 @@ public enum Direction: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .fromPod: "from_pod"
         case .toPod: "to_pod"
         case .fromUnderlay: "from_underlay"
+        case .toOverlay: "to_overlay"
+        case .toUnderlay: "to_underlay"
         }
     }
 
@@ -82,6 +96,8 @@ public enum Direction: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .fromPod: "from-pod"
         case .toPod: "to-pod"
         case .fromUnderlay: "from-underlay"
+        case .toOverlay: "to-overlay"
+        case .toUnderlay: "to-underlay"
         }
     }
 }
@@ -96,6 +112,10 @@ public enum ForwardKind: Int32, Sendable, CaseIterable, CustomStringConvertible 
     case fragNeeded = 6
     case notGeneve = 7
     case toPod = 8
+    /// Decapsulated and handed to the node's stack (the reply of a flow it routed).
+    case decapToStack = 9
+    /// A pod's packet to a Service address, left to the stack's translation.
+    case service = 10
 
     public var description: String {
         switch self {
@@ -107,6 +127,8 @@ public enum ForwardKind: Int32, Sendable, CaseIterable, CustomStringConvertible 
         case .fragNeeded: "frag-needed-answered"
         case .notGeneve: "underlay-not-geneve"
         case .toPod: "to-pod"
+        case .decapToStack: "decap-to-stack"
+        case .service: "to-service"
         }
     }
 
@@ -121,6 +143,8 @@ public enum ForwardKind: Int32, Sendable, CaseIterable, CustomStringConvertible 
         case .fragNeeded: "frag_needed"
         case .notGeneve: "not_geneve"
         case .toPod: "to_pod"
+        case .decapToStack: "decap_stack"
+        case .service: "service"
         }
     }
 }
@@ -146,6 +170,7 @@ public enum DropReason: Int32, Sendable, CaseIterable, CustomStringConvertible {
     case noConfig = -145
     case policyEgress = -146
     case policyIngress = -147
+    case noTunnel = -148
 
     public var description: String {
         switch self {
@@ -167,6 +192,7 @@ public enum DropReason: Int32, Sendable, CaseIterable, CustomStringConvertible {
         case .noConfig: "node config not set"
         case .policyEgress: "denied by the source pod's egress policy"
         case .policyIngress: "denied by the destination pod's ingress policy"
+        case .noTunnel: "routed into the overlay for an address no peer node hosts"
         }
     }
 
@@ -191,6 +217,7 @@ public enum DropReason: Int32, Sendable, CaseIterable, CustomStringConvertible {
         case .noConfig: "no_config"
         case .policyEgress: "policy_egress"
         case .policyIngress: "policy_ingress"
+        case .noTunnel: "no_tunnel"
         }
     }
 }
@@ -267,6 +294,10 @@ public struct ConntrackEntry: Sendable, Equatable {
     public var bytes: UInt64
     public var seenReply: Bool
     public var closing: Bool
+    /// The node's stack routed it (NAT, the node's own traffic): replies go back through it.
+    public var viaStack: Bool
+    /// A pod's connection to a Service address (the entry only lets its replies in).
+    public var service: Bool
     public var lastSeenNs: UInt64
     /// `trellis_config.policy_gen` when policy last allowed the flow.
     public var policyGeneration: UInt32

@@ -12,6 +12,8 @@ public struct TestRunResult: Sendable, Equatable {
     public var packet: [UInt8]
     /// skb->cb[0...4] afterwards (test harnesses report through them).
     public var cb: [UInt32]
+    /// skb->mark afterwards.
+    public var mark: UInt32 = 0
 }
 
 /// tc verdicts (linux/pkt_cls.h), for reading `TestRunResult.retval`.
@@ -29,11 +31,13 @@ extension BPFProgram {
     /// - ingressIfindex: the device the skb pretends to arrive on (skb->dev, ifindex and
     ///   ingress_ifindex; must exist in the calling thread's namespace); nil: loopback.
     /// - cb: initial skb->cb words.
+    /// - mark: the initial skb->mark (what the stack hands an egress program).
     /// - checksumComplete: run on a CHECKSUM_COMPLETE skb; the kernel then fails the run
     ///   (EBADMSG) when the program leaves skb->csum inconsistent with the packet bytes.
-    public func testRun(packet: [UInt8], ingressIfindex: Int32? = nil, cb: [UInt32] = [],
+    public func testRun(packet: [UInt8], ingressIfindex: Int32? = nil, cb: [UInt32] = [], mark: UInt32 = 0,
                         checksumComplete: Bool = false) throws(DatapathError) -> TestRunResult {
         var ctx = __sk_buff()
+        ctx.mark = mark
         if let ifindex = ingressIfindex {
             ctx.ifindex = UInt32(bitPattern: ifindex)
             ctx.ingress_ifindex = UInt32(bitPattern: ifindex)
@@ -71,15 +75,16 @@ extension BPFProgram {
         let cbOut = withUnsafeBytes(of: ctxOut.cb) { raw in
             (0..<5).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self) }
         }
-        return TestRunResult(retval: opts.retval, packet: Array(output.prefix(Int(opts.data_size_out))), cb: cbOut)
+        return TestRunResult(retval: opts.retval, packet: Array(output.prefix(Int(opts.data_size_out))), cb: cbOut,
+                             mark: ctxOut.mark)
     }
 }
 
 extension Datapath {
     /// BPF_PROG_TEST_RUN of one of the datapath's programs (see `BPFProgram.testRun`).
     public func testRun(program: String, packet: [UInt8], ingressIfindex: Int32? = nil,
-                        cb: [UInt32] = [], checksumComplete: Bool = false) throws(DatapathError) -> TestRunResult {
-        try self.program(program).testRun(packet: packet, ingressIfindex: ingressIfindex, cb: cb,
+                        cb: [UInt32] = [], mark: UInt32 = 0, checksumComplete: Bool = false) throws(DatapathError) -> TestRunResult {
+        try self.program(program).testRun(packet: packet, ingressIfindex: ingressIfindex, cb: cb, mark: mark,
                                           checksumComplete: checksumComplete)
     }
 }

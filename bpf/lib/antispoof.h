@@ -81,10 +81,18 @@ static __always_inline int ipv6_is_unspecified(const struct in6_addr *a)
 #define ND_NEIGHBOUR_SOLICIT 135
 #define ND_NEIGHBOUR_ADVERT 136
 
+/* ff02::/16 and the other link-scope multicast groups (scope nibble 2). */
+static __always_inline int ipv6_is_link_scope_multicast(const struct in6_addr *a)
+{
+	return a->in6_u.u6_addr8[0] == 0xff && (a->in6_u.u6_addr8[1] & 0x0f) == 0x02;
+}
+
 /*
  * IPv6 source check. Global sources must be an endpoint of this interface. Link-local and
  * unspecified sources (which are not in the endpoint map) are allowed only for neighbour
- * discovery: router solicitation, neighbour solicitation (DAD from ::) and advertisement.
+ * discovery (router solicitation, neighbour solicitation (DAD from ::) and advertisement) and
+ * for other link-scope multicast (MLD reports, sent by every pod as its interface comes up):
+ * that never leaves the pod's link.
  * A neighbour advertisement, whatever its source, may only announce a link-local target or an
  * address of the sender itself, so a pod cannot poison its neighbours' caches.
  * Sets *nd when the packet is neighbour discovery (it is then handed to the kernel as is).
@@ -109,9 +117,8 @@ static __always_inline int ipv6_source_check(struct __sk_buff *ctx, int *nd)
 	}
 
 	icmp6 = (void *)(ip6 + 1);
-	if (ip6->nexthdr != IPPROTO_ICMPV6 || (void *)(icmp6 + 1) > data_end) {
-		return local_src ? TRELLIS_DROP_LINK_LOCAL : 0;
-	}
+	if (ip6->nexthdr != IPPROTO_ICMPV6 || (void *)(icmp6 + 1) > data_end)
+		goto not_nd;
 	switch (icmp6->icmp6_type) {
 	case ND_ROUTER_SOLICIT:
 	case ND_NEIGHBOUR_SOLICIT:
@@ -137,6 +144,14 @@ static __always_inline int ipv6_source_check(struct __sk_buff *ctx, int *nd)
 		*nd = 1;
 		return 0;
 	default:
-		return local_src ? TRELLIS_DROP_LINK_LOCAL : 0;
+		goto not_nd;
 	}
+not_nd:
+	if (!local_src)
+		return 0;
+	if (ipv6_is_link_scope_multicast(&ip6->daddr)) {
+		*nd = 1;
+		return 0;
+	}
+	return TRELLIS_DROP_LINK_LOCAL;
 }

@@ -111,6 +111,37 @@ struct trellis_peer {
 	__u32 flags;
 };
 
+/*
+ * trellis_services value (key: struct trellis_ip_key): an address the node's stack translates
+ * (a Service's ClusterIP, external IP or load-balancer IP, which kube-proxy DNATs). A pod's
+ * connection to one is handed to the stack, and its egress policy is checked after the
+ * translation, against the backend actually chosen (see the mark below).
+ */
+struct trellis_service {
+	__u32 flags; /* reserved, 0 */
+};
+
+/*
+ * skb->mark of a pod's packet to a Service address, set where it leaves the pod: the tag, and
+ * the pod's policy id (24 bits: bits 0-7 and 16-31), so that the egress check on the underlay
+ * device knows whose packet it is after kube-proxy's DNAT and a masquerade rewrote it. Bits 8-11
+ * hold the tag; kube-proxy's 0x4000 (masquerade) and 0x8000 (drop) are never touched.
+ */
+#define TRELLIS_MARK_TAG_MASK 0x00000F00u
+#define TRELLIS_MARK_SERVICE 0x00000E00u
+#define TRELLIS_MARK_ID_MASK 0xFFFF00FFu
+#define TRELLIS_MARK_ID_MAX 0x00FFFFFFu
+
+static inline __u32 trellis_mark_service(__u32 policy_id)
+{
+	return TRELLIS_MARK_SERVICE | (policy_id & 0xFFu) | ((policy_id >> 8) << 16);
+}
+
+static inline __u32 trellis_mark_policy_id(__u32 mark)
+{
+	return (mark & 0xFFu) | ((mark >> 16) << 8);
+}
+
 /* trellis_conntrack key: a flow in the direction of its first packet. */
 struct trellis_ct_key {
 	__u8 saddr[16];
@@ -125,6 +156,18 @@ struct trellis_ct_key {
 enum trellis_ct_flags {
 	TRELLIS_CT_F_SEEN_REPLY = 1 << 0, /* a packet went the other way: established */
 	TRELLIS_CT_F_CLOSING = 1 << 1,    /* TCP FIN or RST seen */
+	/*
+	 * The node's stack routed the flow's first packet (kube-proxy's DNAT, the node's own
+	 * traffic, a NodePort): its replies go back through the stack, which undoes its NAT,
+	 * instead of being delivered straight to their destination.
+	 */
+	TRELLIS_CT_F_VIA_STACK = 1 << 2,
+	/*
+	 * A pod's connection to a Service address (trellis_services). Its egress policy is
+	 * checked after the stack's translation, on the flow to the backend; this entry only
+	 * lets the replies (from the Service address, after the de-NAT) back in.
+	 */
+	TRELLIS_CT_F_SERVICE = 1 << 3,
 };
 
 /* trellis_conntrack value. */
@@ -143,8 +186,10 @@ struct trellis_ct_entry {
 /* Where in the datapath something happened. */
 enum trellis_direction {
 	TRELLIS_DIR_FROM_POD = 1,      /* tc ingress of a pod's host veth */
-	TRELLIS_DIR_TO_POD = 2,        /* tc egress of a pod's host veth (bridge mode) */
+	TRELLIS_DIR_TO_POD = 2,        /* tc egress of a pod's host veth: what the kernel delivers to it */
 	TRELLIS_DIR_FROM_UNDERLAY = 3, /* tc ingress of the underlay device */
+	TRELLIS_DIR_TO_OVERLAY = 4,    /* tc egress of the overlay device: the node's stack into the overlay */
+	TRELLIS_DIR_TO_UNDERLAY = 5,   /* tc egress of the underlay device: Service traffic leaving the node */
 };
 
 enum trellis_metric_kind {
@@ -162,6 +207,8 @@ enum trellis_forward {
 	TRELLIS_FWD_FRAG_NEEDED = 6,    /* too big for the tunnel: answered with ICMP frag needed / packet too big */
 	TRELLIS_FWD_NOT_GENEVE = 7,     /* underlay traffic that is not ours, left untouched */
 	TRELLIS_FWD_TO_POD = 8,         /* delivered to a pod through its host veth (bridge mode) */
+	TRELLIS_FWD_DECAP_STACK = 9,    /* decapsulated and handed to the node's stack (a flow it routed) */
+	TRELLIS_FWD_SERVICE = 10,       /* to a Service address: left to the stack's translation */
 };
 
 /*
@@ -188,6 +235,7 @@ enum trellis_drop_reason {
 	TRELLIS_DROP_NO_CONFIG = -145,           /* trellis_config not set (node IP, underlay) */
 	TRELLIS_DROP_POLICY_EGRESS = -146,       /* the source pod's egress policy allows no such traffic */
 	TRELLIS_DROP_POLICY_INGRESS = -147,      /* the destination pod's ingress policy allows no such traffic */
+	TRELLIS_DROP_NO_TUNNEL = -148,           /* routed into the overlay device, but no peer node hosts the address */
 };
 
 /* trellis_metrics key. */
@@ -242,4 +290,12 @@ struct trellis_config {
 	 */
 	__u32 policy_gen;
 	__u8 router_ipv6[16];   /* source of ICMPv6 errors sent to pods; all zero = none (drop instead) */
+	/*
+	 * The overlay device: the node's stack routes remote pod CIDRs into it (its tc egress
+	 * encapsulates), and decapsulated replies to flows the stack routed re-enter the stack
+	 * through it. 0: none yet (such replies are dropped).
+	 */
+	__u32 overlay_ifindex;
+	__u8 overlay_mac[6];
+	__u8 pad[2];
 };

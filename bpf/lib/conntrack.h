@@ -74,8 +74,12 @@ static __always_inline void ct_account(struct trellis_ct_entry *e, int status, _
 	}
 }
 
-/* Starts tracking a flow whose first packet policy allowed under generation `gen`. */
-static __always_inline void ct_create(const struct trellis_ct_key *flow, __u8 tcp_flags, __u32 len, __u32 gen)
+/*
+ * Starts tracking a flow whose first packet policy allowed under generation `gen`; `flags`:
+ * how it travels (TRELLIS_CT_F_VIA_STACK, TRELLIS_CT_F_SERVICE).
+ */
+static __always_inline void ct_create(const struct trellis_ct_key *flow, __u8 tcp_flags, __u32 len, __u32 gen,
+				      __u32 flags)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct trellis_ct_entry n = {
@@ -83,7 +87,7 @@ static __always_inline void ct_create(const struct trellis_ct_key *flow, __u8 tc
 		.last_seen_ns = now,
 		.packets = 1,
 		.bytes = len,
-		.flags = (tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)) ? TRELLIS_CT_F_CLOSING : 0,
+		.flags = flags | ((tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)) ? TRELLIS_CT_F_CLOSING : 0),
 		.policy_gen = gen,
 		.tcp_flags_orig = tcp_flags,
 	};

@@ -194,18 +194,13 @@ static __always_inline int geneve_parse(struct __sk_buff *ctx, const struct trel
 
 /*
  * Strips everything between the outer Ethernet header and the inner L3 header (outer IPv4, UDP,
- * Geneve with options, inner Ethernet), points the frame at the endpoint and delivers it into the
- * pod with bpf_redirect_peer. Decapsulated packets go to local endpoints only: on 6.18 the skb
- * keeps the UDP-tunnel GSO type and encapsulation bit, which is harmless for a pod but risky if
- * such a packet were forwarded and segmented again.
+ * Geneve with options, inner Ethernet). Every packet pointer is stale afterwards.
  */
-static __always_inline int geneve_decap(struct __sk_buff *ctx, const struct geneve_info *info,
-					const struct trellis_endpoint *ep, __u8 direction)
+static __always_inline int geneve_strip(struct __sk_buff *ctx, const struct geneve_info *info)
 {
 	__u64 flags = BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_NO_CSUM_RESET;
 	/* From the outer L3 header (at ETH_HLEN) to the inner L3 header (inner_off + ETH_HLEN). */
 	__s32 shrink = info->inner_off;
-	int err;
 
 	/* DECAP_L3_*: the length check uses the inner family's header, and skb->protocol follows it. */
 	flags |= info->proto == bpf_htons(ETH_P_IPV6) ? TRELLIS_ADJ_ROOM_DECAP_L3_IPV6
@@ -219,11 +214,57 @@ static __always_inline int geneve_decap(struct __sk_buff *ctx, const struct gene
 	 * and the pod's stack verifies. CHECKSUM_COMPLETE was kept exact by adjust_room itself.
 	 */
 	bpf_csum_level(ctx, BPF_CSUM_LEVEL_DEC);
+	return 0;
+}
 
-	/* adjust_room invalidated every packet pointer: eth_rewrite_for re-reads them. */
+/*
+ * Decapsulates, points the frame at the endpoint and delivers it into the pod with
+ * bpf_redirect_peer. On 6.18 the skb keeps the UDP-tunnel GSO type and encapsulation bit, which
+ * is harmless for a pod but risky if such a packet were forwarded and segmented again.
+ */
+static __always_inline int geneve_decap(struct __sk_buff *ctx, const struct geneve_info *info,
+					const struct trellis_endpoint *ep, __u8 direction)
+{
+	int err = geneve_strip(ctx, info);
+
+	if (err)
+		return err;
 	err = eth_rewrite_for(ctx, ep, info->proto);
 	if (err)
 		return err;
 	count_forward(ctx, direction, TRELLIS_FWD_DECAP);
 	return bpf_redirect_peer(ep->host_ifindex, 0);
+}
+
+/*
+ * Decapsulates a packet of a flow the node's stack routed into the overlay (kube-proxy's DNAT,
+ * a masquerade, the node's own traffic) and hands it to the stack as if it had arrived on the
+ * overlay device, so that the stack undoes its NAT and delivers or forwards it; rp_filter is
+ * satisfied, the stack routes the remote pod CIDRs through that device. A GSO skb keeps its
+ * tunnel GSO type (see geneve_decap): forwarded to a pod's veth, which takes every GSO type, it
+ * is not segmented again; on a real NIC received packets are not GSO here (no GRO on this path).
+ */
+static __always_inline int geneve_decap_to_stack(struct __sk_buff *ctx, const struct trellis_config *cfg,
+						 const struct geneve_info *info, __u8 direction)
+{
+	void *data, *data_end;
+	struct ethhdr *eth;
+	int err;
+
+	if (!cfg->overlay_ifindex)
+		return TRELLIS_DROP_NO_CONFIG;
+	err = geneve_strip(ctx, info);
+	if (err)
+		return err;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return TRELLIS_DROP_INVALID_PACKET;
+	/* Addressed to the overlay device, or its receive path would take it for another host's. */
+	mac_copy(eth->h_dest, cfg->overlay_mac);
+	mac_copy(eth->h_source, cfg->overlay_mac);
+	eth->h_proto = info->proto;
+	count_forward(ctx, direction, TRELLIS_FWD_DECAP_STACK);
+	return bpf_redirect(cfg->overlay_ifindex, BPF_F_INGRESS);
 }

@@ -45,6 +45,15 @@ static __always_inline const struct trellis_tunnel *tunnel_v6(const struct in6_a
 	return bpf_map_lookup_elem(&trellis_tunnels, &k);
 }
 
+/* Whether the address of a flow key (family tag and 16 bytes) is a Service address. */
+static __always_inline int is_service(__u8 family, const __u8 *addr)
+{
+	struct trellis_ip_key k = { .family = family };
+
+	__builtin_memcpy(k.addr, addr, 16);
+	return bpf_map_lookup_elem(&trellis_services, &k) != NULL;
+}
+
 /* True when Geneve from this node IPv4 (network order) is accepted. */
 static __always_inline int peer_known(__be32 node)
 {

@@ -72,6 +72,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } trellis_peers SEC(".maps");
 
+/* Addresses the node's stack translates (Service ClusterIPs, external and load-balancer IPs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct trellis_ip_key);
+	__type(value, struct trellis_service);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} trellis_services SEC(".maps");
+
 /* Flows seen by the datapath (5-tuple in first-packet direction) -> state, for stateful policy. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -108,11 +108,13 @@ static __always_inline int is_icmp_error(__u8 proto, __u8 type)
  * Whether an untracked ICMP error at `l4_off` is about a tracked flow: "port unreachable",
  * "fragmentation needed" (path MTU discovery needs it), "time exceeded" for a connection a pod
  * has. The quoted packet is one the error's destination sent, so its source must be the error's
- * destination; then its flow (either direction) must be tracked.
+ * destination; then its flow (either direction) must be tracked. `*ct_flags`: that flow's flags.
  */
-static __always_inline int icmp_error_related(struct __sk_buff *ctx, __u32 l4_off, const struct trellis_ct_key *flow)
+static __always_inline int icmp_error_related(struct __sk_buff *ctx, __u32 l4_off, const struct trellis_ct_key *flow,
+					      __u32 *ct_flags)
 {
 	struct trellis_ct_key quoted = {}, rev;
+	struct trellis_ct_entry *e;
 	__u8 type;
 	__u32 inner_l4;
 
@@ -143,36 +145,57 @@ static __always_inline int icmp_error_related(struct __sk_buff *ctx, __u32 l4_of
 		if (flow_load_ports(ctx, inner_l4, &quoted, &unused) < 0)
 			return 0;
 	}
-	if (bpf_map_lookup_elem(&trellis_conntrack, &quoted))
-		return 1;
-	ct_reverse(&rev, &quoted);
-	return bpf_map_lookup_elem(&trellis_conntrack, &rev) != NULL;
+	e = bpf_map_lookup_elem(&trellis_conntrack, &quoted);
+	if (!e) {
+		ct_reverse(&rev, &quoted);
+		e = bpf_map_lookup_elem(&trellis_conntrack, &rev);
+	}
+	if (!e)
+		return 0;
+	*ct_flags = e->flags;
+	return 1;
 }
 
 /*
  * The gate: lets a packet of `flow` (ports loaded unless `later_fragment`; L4 header at
- * `l4_off`) through, tracking it, or returns the drop reason.
+ * `l4_off`) through, tracking it, or returns the drop reason. A flow it starts tracking gets
+ * `create_flags` (TRELLIS_CT_F_VIA_STACK where the node's stack routed the packet); `*ct_flags`
+ * says how the packet's flow travels (0 when untracked), so that the replies of a flow the
+ * stack routed go back through it.
  *
  * Non-first fragments carry no ports and pass: the first fragment, which has them, is checked,
  * and without it the receiver cannot reassemble (the kernel drops overlapping fragments).
  */
 static __always_inline int policy_gate(struct __sk_buff *ctx, const struct trellis_config *cfg,
 				       const struct trellis_ct_key *flow, __u8 tcp_flags, __u32 len,
-				       __u32 l4_off, int later_fragment)
+				       __u32 l4_off, int later_fragment, __u32 create_flags, __u32 *ct_flags)
 {
 	struct trellis_ct_key orig;
 	struct trellis_ct_entry *e;
 	int status, err;
 
+	*ct_flags = 0;
 	if (later_fragment)
 		return 0;
 	e = ct_lookup(flow, &status, &orig);
+	if (e) {
+		*ct_flags = e->flags;
+		/*
+		 * The reply of a pod's Service connection, from the Service address after the de-NAT:
+		 * policy was checked (and is checked again) on the flow to the backend, whose replies
+		 * these are. Its original direction never comes here (from_pod hands it to the stack).
+		 */
+		if (status == CT_REPLY && (e->flags & TRELLIS_CT_F_SERVICE)) {
+			ct_account(e, status, tcp_flags, len);
+			return 0;
+		}
+	}
 	if (e && status != CT_NEW && e->policy_gen == cfg->policy_gen) {
 		ct_account(e, status, tcp_flags, len);
 		return 0;
 	}
 	if (!e && (flow->proto == IPPROTO_ICMP || flow->proto == IPPROTO_ICMPV6) &&
-	    icmp_error_related(ctx, l4_off, flow))
+	    icmp_error_related(ctx, l4_off, flow, ct_flags))
 		return 0;
 
 	err = policy_check(&orig);
@@ -185,7 +208,8 @@ static __always_inline int policy_gate(struct __sk_buff *ctx, const struct trell
 		e->policy_gen = cfg->policy_gen;
 		ct_account(e, status, tcp_flags, len);
 	} else {
-		ct_create(flow, tcp_flags, len, cfg->policy_gen);
+		ct_create(flow, tcp_flags, len, cfg->policy_gen, create_flags);
+		*ct_flags = create_flags;
 	}
 	return 0;
 }

@@ -131,6 +131,8 @@ final class DPUnitLab {
     let ns: NetworkNamespace
     let datapath: Datapath
     let hostA: Int32, hostB: Int32, underlay: Int32
+    /// The overlay device (the stack's way into the overlay; replies to it come back through it).
+    let overlay: Int32, overlayMAC: MACAddress
 
     private init(mode: DatapathMode, routerIPv6: Bool) throws {
         _ = DP.removeLeftoversOfDeadRuns
@@ -141,6 +143,10 @@ final class DPUnitLab {
             try nl.addVethPair(name: "hA", peerName: "pA", peerNamespace: ns, mtu: 1500)
             try nl.addVethPair(name: "hB", peerName: "pB", peerNamespace: ns, mtu: 1500)
             try nl.addVethPair(name: "ul0", peerName: "ul1", peerNamespace: ns, mtu: 1500)
+            try nl.addVethPair(name: "ovl0", peerName: "ovl1", peerNamespace: ns, mtu: 1450)
+            let ovl = try nl.link(named: "ovl0")!
+            overlay = ovl.index
+            overlayMAC = ovl.mac!
             hostA = try nl.link(named: "hA")!.index
             hostB = try nl.link(named: "hB")!.index
             underlay = try nl.link(named: "ul0")!.index
@@ -148,6 +154,7 @@ final class DPUnitLab {
             try datapath.setNodeConfig(NodeConfig(nodeIPv4: Self.nodeIP, underlayIfindex: underlay, vni: Self.vni,
                                                   mode: mode, routerIPv4: Self.router4,
                                                   routerIPv6: routerIPv6 ? Self.router6 : nil))
+            try datapath.setOverlay(ifindex: overlay, mac: overlayMAC)
             // Pods no policy selects: allow-all entries (the suites on policy change them).
             try datapath.openPolicy(endpoint: Self.policyA)
             try datapath.openPolicy(endpoint: Self.policyB)
@@ -173,10 +180,10 @@ final class DPUnitLab {
     }
 
     /// BPF_PROG_TEST_RUN of a datapath program, from a thread inside the lab's namespace.
-    func run(_ program: String, _ packet: [UInt8], on ifindex: Int32?, cb: [UInt32] = [],
+    func run(_ program: String, _ packet: [UInt8], on ifindex: Int32?, cb: [UInt32] = [], mark: UInt32 = 0,
              checksumComplete: Bool = false) throws -> TestRunResult {
         try ns.run { () throws -> TestRunResult in
-            try datapath.testRun(program: program, packet: packet, ingressIfindex: ifindex, cb: cb,
+            try datapath.testRun(program: program, packet: packet, ingressIfindex: ifindex, cb: cb, mark: mark,
                                  checksumComplete: checksumComplete)
         }
     }

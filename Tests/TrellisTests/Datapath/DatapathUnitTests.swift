@@ -18,7 +18,8 @@ struct DatapathLayoutTests {
         #expect(MemoryLayout<trellis_policy_key>.size == 16)
         #expect(MemoryLayout<trellis_metric_key>.size == 8)
         #expect(MemoryLayout<trellis_drop_event>.size == 64)
-        #expect(MemoryLayout<trellis_config>.size == 40)
+        #expect(MemoryLayout<trellis_config>.size == 52)
+        #expect(MemoryLayout<trellis_service>.size == 4)
     }
 
     @Test("DropReason mirrors the C drop codes")
@@ -33,6 +34,7 @@ struct DatapathLayoutTests {
             (.fragNeeded, TRELLIS_DROP_FRAG_NEEDED), (.encapFailed, TRELLIS_DROP_ENCAP_FAILED),
             (.decapFailed, TRELLIS_DROP_DECAP_FAILED), (.noConfig, TRELLIS_DROP_NO_CONFIG),
             (.policyEgress, TRELLIS_DROP_POLICY_EGRESS), (.policyIngress, TRELLIS_DROP_POLICY_INGRESS),
+            (.noTunnel, TRELLIS_DROP_NO_TUNNEL),
         ]
         #expect(c.count == DropReason.allCases.count)
         for (swift, cValue) in c { #expect(swift.rawValue == cValue.rawValue, "\(swift)") }
@@ -40,7 +42,14 @@ struct DatapathLayoutTests {
             (.localRedirect, TRELLIS_FWD_LOCAL_REDIRECT), (.localBridge, TRELLIS_FWD_LOCAL_BRIDGE),
             (.encap, TRELLIS_FWD_ENCAP), (.decap, TRELLIS_FWD_DECAP), (.stack, TRELLIS_FWD_STACK),
             (.fragNeeded, TRELLIS_FWD_FRAG_NEEDED), (.notGeneve, TRELLIS_FWD_NOT_GENEVE), (.toPod, TRELLIS_FWD_TO_POD),
+            (.decapToStack, TRELLIS_FWD_DECAP_STACK), (.service, TRELLIS_FWD_SERVICE),
         ]
+        let d: [(Direction, trellis_direction)] = [
+            (.fromPod, TRELLIS_DIR_FROM_POD), (.toPod, TRELLIS_DIR_TO_POD), (.fromUnderlay, TRELLIS_DIR_FROM_UNDERLAY),
+            (.toOverlay, TRELLIS_DIR_TO_OVERLAY), (.toUnderlay, TRELLIS_DIR_TO_UNDERLAY),
+        ]
+        #expect(d.count == Direction.allCases.count)
+        for (swift, cValue) in d { #expect(UInt32(swift.rawValue) == cValue.rawValue, "\(swift)") }
         #expect(f.count == ForwardKind.allCases.count)
         for (swift, cValue) in f { #expect(UInt32(swift.rawValue) == cValue.rawValue, "\(swift)") }
     }
