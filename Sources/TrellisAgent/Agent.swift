@@ -231,7 +231,10 @@ public final class Agent: Sendable {
                     """)
                 warnedMTU = underlay.mtu
             }
-            do { try await controller.programNode(own, underlayIfindex: underlay.index) } catch {
+            do {
+                try await controller.programNode(own, underlayIfindex: underlay.index, overlayName: config.overlayDevice,
+                                                 podMTU: config.podMTU(underlayMTU: underlay.mtu))
+            } catch {
                 return retryLater("cannot program the node config: \(error)")
             }
             if handshake == nil {
@@ -257,18 +260,19 @@ public final class Agent: Sendable {
 
             let script = MasqueradeRules.script(
                 enabled: config.masquerade, podCIDRs: own.podCIDRs,
-                clusterCIDRs: NodeDiscovery.clusterCIDRs(snapshot, configured: config.clusterCIDRs))
+                clusterCIDRs: NodeDiscovery.clusterCIDRs(snapshot, configured: config.clusterCIDRs),
+                overlayDevice: config.overlayDevice)
             if script != appliedMasquerade {
                 do {
                     logger.debug("programming: nft table inet \(MasqueradeRules.table)", metadata: ["nft.script": "\(script)"])
                     try await agent.deps.masquerade.apply(script: script)
-                    logger.info(config.masquerade ? "masquerade rules applied" : "masquerade table removed",
+                    logger.info(config.masquerade ? "masquerade rules applied" : "masquerade rules applied (overlay only)",
                                 metadata: ["pod.cidrs": "\(own.podCIDRs.map(\.description).joined(separator: ","))"])
                     appliedMasquerade = script
                 } catch where !config.masquerade {
-                    // Only cleaning up after an earlier config: never worth holding readiness
-                    // (nor requiring nft) for.
-                    logger.warning("cannot remove the masquerade table (masquerade is off): \(error)")
+                    // Only the overlay rule: the node's own Service traffic to pods on other
+                    // nodes depends on it, pods do not; never worth holding readiness for.
+                    logger.warning("cannot apply the nft table inet \(MasqueradeRules.table) (masquerade is off; the node's own Service traffic to other nodes' pods will fail): \(error)")
                     appliedMasquerade = script
                 } catch {
                     failures.append("masquerade: \(error)")

@@ -18,6 +18,11 @@ actor DatapathController {
     let podWaitTimeout: Duration
 
     private(set) var overlay = OverlayReconciler()
+    private(set) var overlayRoutes = OverlayRoutesReconciler()
+    private(set) var services = ServiceReconciler()
+    /// The overlay device as last ensured, and whether `to_overlay` is on it.
+    private var overlayDevice: OverlayDevice?
+    private var overlayAttached: Int32?
     private(set) var policy: PolicyReconciler
     private(set) var registry = EndpointRegistry()
     private var nodeConfig: (ip: IPAddress, ifindex: Int32, routers: [IPAddress])?
@@ -61,9 +66,9 @@ actor DatapathController {
         return failures
     }
 
-    /// Node-wide config and the underlay program, each written when it changes (and once per
-    /// agent start: a new agent brings new programs).
-    func programNode(_ node: OwnNode, underlayIfindex: Int32) throws {
+    /// Node-wide config, the underlay program and the overlay device with its program, each
+    /// written when it changes (and once per agent start: a new agent brings new programs).
+    func programNode(_ node: OwnNode, underlayIfindex: Int32, overlayName: String, podMTU: Int) throws {
         var log = logger
         log[metadataKey: "node.name"] = "\(node.name)"
         let routers = node.routers
@@ -83,13 +88,32 @@ actor DatapathController {
             log.info("underlay program attached", metadata: ["underlay.ifindex": "\(underlayIfindex)"])
             underlayAttached = underlayIfindex
         }
+        let device = try programmer.ensureOverlayDevice(name: overlayName, mtu: podMTU, addresses: routers)
+        if device != overlayDevice {
+            log.info("overlay device ready", metadata: ["overlay.device": "\(device.name)", "overlay.ifindex": "\(device.ifindex)",
+                                                        "mtu": "\(podMTU)"])
+            overlayDevice = device
+        }
+        if overlayAttached != device.ifindex {
+            log.debug("programming: attach overlay", metadata: ["overlay.ifindex": "\(device.ifindex)"])
+            try programmer.attachOverlay(device)
+            log.info("overlay program attached", metadata: ["overlay.device": "\(device.name)"])
+            overlayAttached = device.ifindex
+        }
     }
 
-    /// Overlay and policy to the snapshot, by difference.
+    /// Overlay (tunnels, peers, the node's routes into it), Service addresses and policy to the
+    /// snapshot, by difference.
     func reconcile(_ snapshot: ClusterSnapshot) -> [ReconcileFailure] {
         self.snapshot = snapshot
-        var failures = overlay.reconcile(to: OverlayIntent.from(snapshot, selfNode: nodeName),
-                                         programmer: programmer, logger: logger)
+        let intent = OverlayIntent.from(snapshot, selfNode: nodeName)
+        var failures = overlay.reconcile(to: intent, programmer: programmer, logger: logger)
+        if let device = overlayDevice {
+            // Routes follow the tunnels the datapath has: a route without its tunnel would drop.
+            failures += overlayRoutes.reconcile(tunnels: overlay.programmed.tunnels, routers: nodeConfig?.routers ?? [],
+                                                device: device, programmer: programmer, logger: logger)
+        }
+        failures += services.reconcile(to: snapshot.serviceAddresses, programmer: programmer, logger: logger)
         nameAdoptedEndpoints()
         failures += reprogramPolicy()
         synced = true
@@ -243,6 +267,7 @@ actor DatapathController {
         AgentStatus(node: nodeName, ready: board.isReady, reason: board.report.reason,
                     appliedRevision: board.appliedRevision, endpoints: registry.endpoints.values.sorted { $0.hostIfindex < $1.hostIfindex },
                     engine: policy.engine, tunnels: overlay.programmed.tunnels.count, peers: overlay.programmed.peers.count,
+                    serviceAddresses: services.programmed?.count ?? 0, overlayRoutes: overlayRoutes.programmed?.count ?? 0,
                     policyWrites: policy.writes)
     }
 

@@ -13,6 +13,7 @@ final class BPFDatapathProgrammer: DatapathProgrammer, @unchecked Sendable {
     private let datapath: Datapath
     private let logger: Logger
     private var events: DropEventReader?
+    private let host = OverlayDeviceNetlink()
 
     init(datapath: Datapath, logger: Logger) {
         self.datapath = datapath
@@ -32,6 +33,24 @@ final class BPFDatapathProgrammer: DatapathProgrammer, @unchecked Sendable {
     }
 
     func attachUnderlay(ifindex: Int32) throws { try datapath.attachUnderlay(ifindex: ifindex) }
+
+    func ensureOverlayDevice(name: String, mtu: Int, addresses: [IPAddress]) throws -> OverlayDevice {
+        try host.ensure(name: name, mtu: mtu, addresses: addresses)
+    }
+    func attachOverlay(_ device: OverlayDevice) throws {
+        // The config first: a reply may come back as soon as the first packet went out.
+        try datapath.setOverlay(ifindex: device.ifindex, mac: device.mac)
+        try datapath.attachOverlay(ifindex: device.ifindex)
+    }
+    func programmedOverlayRoutes(_ device: OverlayDevice) throws -> [IPNetwork: IPAddress] { try host.routes(device) }
+    func upsertOverlayRoute(_ destination: IPNetwork, source: IPAddress, device: OverlayDevice) throws {
+        try host.upsertRoute(destination, source: source, device: device)
+    }
+    func deleteOverlayRoute(_ destination: IPNetwork, device: OverlayDevice) throws {
+        try host.deleteRoute(destination, device: device)
+    }
+    func upsertService(ip: IPAddress) throws { try datapath.upsertService(ip) }
+    func deleteService(ip: IPAddress) throws { _ = try datapath.deleteService(ip) }
 
     func upsertTunnel(podCIDR: IPNetwork, nodeIP: IPAddress) throws { try datapath.upsertTunnel(podCIDR, nodeIP: nodeIP) }
     func deleteTunnel(podCIDR: IPNetwork) throws { _ = try datapath.deleteTunnel(podCIDR) }
@@ -72,6 +91,7 @@ final class BPFDatapathProgrammer: DatapathProgrammer, @unchecked Sendable {
     }
     func programmedPolicy() throws -> Set<PolicyMapKey> { Set(try datapath.policyEntries()) }
     func programmedIdentities() throws -> [Identity: UInt64] { try datapath.identities() }
+    func programmedServices() throws -> Set<IPAddress> { Set(try datapath.services()) }
 
     func readDropEvents(timeoutMs: Int32) throws -> [DatapathDropEvent] {
         if events == nil { events = try DropEventReader(datapath) }

@@ -15,6 +15,7 @@ import argparse
 import base64
 import copy
 import datetime
+import ipaddress
 import json
 import os
 import queue
@@ -48,7 +49,11 @@ RESOURCES = {
     "networkpolicies": dict(group="networking.k8s.io", version="v1", kind="NetworkPolicy",
                             singular="networkpolicy", namespaced=True, short=["netpol"],
                             status=False),
+    "services": dict(group="", version="v1", kind="Service", singular="service",
+                     namespaced=True, short=["svc"], status=True, categories=["all"]),
 }
+# Where Services get their cluster IP when they ask for none (kubeadm's default range).
+SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
 KIND_TO_RESOURCE = {r["kind"]: name for name, r in RESOURCES.items()}
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
@@ -60,6 +65,7 @@ FIELD_LABELS = {
              "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork", "status.phase",
              "status.podIP", "status.nominatedNodeName"},
     "networkpolicies": {"metadata.name", "metadata.namespace"},
+    "services": {"metadata.name", "metadata.namespace", "spec.clusterIP", "spec.type"},
 }
 
 # Strategic merge patch: lists merged by a key (as the Go types' patchMergeKey tags say) or as
@@ -981,11 +987,27 @@ class API:
         elif resource == "nodes":
             obj.setdefault("spec", {})
             obj.setdefault("status", {})
+        elif resource == "services":
+            spec = obj.setdefault("spec", {})
+            spec.setdefault("type", "ClusterIP")
+            if not spec.get("clusterIP"):
+                spec["clusterIP"] = self._free_cluster_ip()
+            spec.setdefault("clusterIPs", [spec["clusterIP"]])
+            obj.setdefault("status", {}).setdefault("loadBalancer", {})
         elif resource == "networkpolicies":
             spec = obj.setdefault("spec", {})
             spec.setdefault("podSelector", {})
             if "policyTypes" not in spec:
                 spec["policyTypes"] = ["Ingress"] + (["Egress"] if spec.get("egress") else [])
+
+    def _free_cluster_ip(self):
+        used = {(o.get("spec") or {}).get("clusterIP") for o in self.store.objects["services"].values()}
+        for host in SERVICE_CIDR.hosts():
+            if host.packed[-1] == 0 or int(host) - int(SERVICE_CIDR.network_address) < 10:
+                continue  # .1 is the kubernetes Service's, as kubeadm has it; keep a few
+            if str(host) not in used:
+                return str(host)
+        raise APIError(500, "InternalError", "the service IP range is full", {})
 
     def _validate(self, resource, obj):
         if resource == "pods":

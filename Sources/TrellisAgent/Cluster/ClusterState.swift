@@ -98,6 +98,24 @@ public struct ClusterPod: Sendable, Equatable {
     }
 }
 
+/// The parts of a Kubernetes Service the agent reads: the addresses kube-proxy translates.
+public struct ClusterService: Sendable, Equatable {
+    public typealias Key = ClusterPod.Key
+    public var namespace: String
+    public var name: String
+    /// `spec.clusterIPs` (or `spec.clusterIP`; never "None"), `spec.externalIPs` and
+    /// `status.loadBalancer.ingress[].ip`, in that order, without duplicates.
+    public var addresses: [IPAddress]
+
+    public init(namespace: String = "default", name: String, addresses: [IPAddress] = []) {
+        self.namespace = namespace
+        self.name = name
+        self.addresses = addresses
+    }
+
+    public var key: Key { Key(namespace: namespace, name: name) }
+}
+
 /// A complete view of the cluster at one moment: what the reconcilers program from.
 public struct ClusterSnapshot: Sendable, Equatable {
     public var nodes: [String: ClusterNode]
@@ -105,19 +123,27 @@ public struct ClusterSnapshot: Sendable, Equatable {
     public var pods: [ClusterPod.Key: ClusterPod]
     /// networking.k8s.io/v1 NetworkPolicies, validated.
     public var policies: [PolicyKey: NetworkPolicy]
+    /// Services with the addresses the node's stack translates.
+    public var services: [ClusterService.Key: ClusterService]
     /// Where the source is in its history: the highest `metadata.resourceVersion` of the objects
     /// (manifests) or the list/watch position (Kubernetes API); nil when unknown. The agent
     /// reports the revision it has programmed, so a writer can wait for its change to be in place.
     public var revision: String?
 
     public init(nodes: [ClusterNode] = [], namespaces: [ClusterNamespace] = [], pods: [ClusterPod] = [],
-                policies: [NetworkPolicy] = [], revision: String? = nil) {
+                policies: [NetworkPolicy] = [], services: [ClusterService] = [], revision: String? = nil) {
         self.nodes = Dictionary(nodes.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
         self.namespaces = Dictionary(namespaces.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
         self.pods = Dictionary(pods.map { ($0.key, $0) }, uniquingKeysWith: { _, last in last })
         self.policies = Dictionary(policies.map { ($0.key, $0) }, uniquingKeysWith: { _, last in last })
+        self.services = Dictionary(services.map { ($0.key, $0) }, uniquingKeysWith: { _, last in last })
         self.revision = revision
     }
 
     public static let empty = ClusterSnapshot()
+
+    /// Every address a Service makes the node's stack translate.
+    public var serviceAddresses: Set<IPAddress> {
+        Set(services.values.flatMap(\.addresses))
+    }
 }

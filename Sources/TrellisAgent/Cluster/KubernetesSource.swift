@@ -4,11 +4,12 @@ import TrellisKube
 import TrellisNet
 import TrellisPolicy
 
-/// The cluster state from the Kubernetes API: one informer each for Nodes, Namespaces, Pods and
-/// NetworkPolicies, all cluster-wide (policy needs every pod's labels and addresses), merged
-/// into complete snapshots for the same reconcilers the manifests source feeds.
+/// The cluster state from the Kubernetes API: one informer each for Nodes, Namespaces, Pods,
+/// NetworkPolicies and Services, all cluster-wide (policy needs every pod's labels and
+/// addresses), merged into complete snapshots for the same reconcilers the manifests source
+/// feeds.
 ///
-/// - Nothing is yielded until all four have listed once (like an informer's HasSynced), since
+/// - Nothing is yielded until all five have listed once (like an informer's HasSynced), since
 ///   reconcilers remove whatever a snapshot lacks.
 /// - After a relist (410 Gone: the watch's history was compacted) a kind's whole content is
 ///   replaced by the list; the reconcilers compare snapshots, so an object that did not change
@@ -53,6 +54,7 @@ public final class KubernetesSource: ClusterSource {
                 watch(TrellisKube.Namespace.self) { await assembler.namespaces($0) }
                 watch(TrellisKube.Pod.self) { await assembler.pods($0) }
                 watch(TrellisKube.NetworkPolicy.self) { await assembler.policies($0) }
+                watch(TrellisKube.Service.self) { await assembler.services($0) }
             }
             continuation.finish()
         }
@@ -76,21 +78,23 @@ public final class KubernetesSource: ClusterSource {
     }
 }
 
-/// The four kinds as the informers deliver them, converted to the agent's types, and the
-/// snapshot they make once all four have synced.
+/// The five kinds as the informers deliver them, converted to the agent's types, and the
+/// snapshot they make once all five have synced.
 actor SnapshotAssembler {
     private var snapshot = ClusterSnapshot.empty
     private var synced: Set<String> = []
     private var highestRevision: UInt64 = 0
     private let logger: Logger
     private var rejected: [String: String] = [:]
+    /// Nodes, namespaces, pods, network policies, services.
+    static let kinds = 5
 
     init(logger: Logger) { self.logger = logger }
 
     private func done(_ kind: String, revision: String?) -> ClusterSnapshot? {
         if let r = revision.flatMap(UInt64.init), r > highestRevision { highestRevision = r }
         snapshot.revision = highestRevision == 0 ? nil : String(highestRevision)
-        return synced.count == 4 ? snapshot : nil
+        return synced.count == Self.kinds ? snapshot : nil
     }
 
     /// Applies an event to one kind's dictionary: a complete state replaces it.
@@ -136,6 +140,17 @@ actor SnapshotAssembler {
             guard let policy = convert(p) else { return nil }
             return (policy.key, policy)
         }, key: { p in p.metadata.name.map { PolicyKey(p.metadata.namespace ?? "default", $0) } })
+    }
+
+    func services(_ e: InformerEvent<TrellisKube.Service>) -> ClusterSnapshot? {
+        apply(e, kind: "services", into: \.services, convert: { s in Self.service(s).map { ($0.key, $0) } },
+              key: { s in s.metadata.name.map { ClusterService.Key(namespace: s.metadata.namespace ?? "default", name: $0) } })
+    }
+
+    static func service(_ s: TrellisKube.Service) -> ClusterService? {
+        guard let name = s.metadata.name else { return nil }
+        return ClusterService(namespace: s.metadata.namespace ?? "default", name: name,
+                              addresses: s.translatedAddresses.compactMap(IPAddress.init))
     }
 
     static func node(_ n: TrellisKube.Node) -> ClusterNode? {

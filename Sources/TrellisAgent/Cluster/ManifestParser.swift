@@ -9,6 +9,7 @@ public enum ClusterObject: Sendable, Equatable {
     case namespace(ClusterNamespace)
     case pod(ClusterPod)
     case networkPolicy(NetworkPolicy)
+    case service(ClusterService)
 
     var kindAndName: String {
         switch self {
@@ -16,6 +17,7 @@ public enum ClusterObject: Sendable, Equatable {
         case .namespace(let n): "Namespace \(n.name)"
         case .pod(let p): "Pod \(p.key)"
         case .networkPolicy(let p): "NetworkPolicy \(p.key)"
+        case .service(let s): "Service \(s.key)"
         }
     }
 }
@@ -41,7 +43,8 @@ public struct ManifestError: Error, CustomStringConvertible, Sendable {
 
 /// Reads Kubernetes manifests: YAML (several documents separated by `---`) or JSON, objects
 /// alone or in a `kind: List` (or `NodeList`, `PodList`, ... as the API returns them, whose
-/// items carry no `kind`). Kinds other than Node, Namespace, Pod and NetworkPolicy are ignored.
+/// items carry no `kind`). Kinds other than Node, Namespace, Pod, NetworkPolicy and Service are
+/// ignored.
 /// An object with a wrong field is skipped and reported; the rest of its file still counts.
 public enum ManifestParser {
     public static func parse(_ text: String, path: String) throws(ManifestError) -> ManifestContent {
@@ -112,6 +115,7 @@ public enum ManifestParser {
             case "Node": content.objects.append(.node(try node(r)))
             case "Namespace": content.objects.append(.namespace(try namespace(r)))
             case "Pod": content.objects.append(.pod(try pod(r)))
+            case "Service": content.objects.append(.service(try service(r)))
             default: return  // not ours
             }
         } catch {
@@ -189,6 +193,33 @@ public enum ManifestParser {
             pod.phase = try status.string("phase")
         }
         return pod
+    }
+}
+
+extension ManifestParser {
+    /// The addresses of a Service that kube-proxy translates: `spec.clusterIPs` (or
+    /// `spec.clusterIP`; "None" for a headless Service is no address), `spec.externalIPs`,
+    /// `status.loadBalancer.ingress[].ip`.
+    static func service(_ r: TreeReader) throws(FieldError) -> ClusterService {
+        let meta = try metadata(r)
+        var service = ClusterService(namespace: meta.namespace ?? "default", name: meta.name)
+        var texts: [(String, String)] = []
+        if let spec = try r.object("spec") {
+            let clusterIPs = try spec.strings("clusterIPs")
+            texts += clusterIPs.enumerated().map { ($1, spec.path(of: "clusterIPs") + "[\($0)]") }
+            if clusterIPs.isEmpty, let one = try spec.string("clusterIP") { texts.append((one, spec.path(of: "clusterIP"))) }
+            texts += try spec.strings("externalIPs").enumerated().map { ($1, spec.path(of: "externalIPs") + "[\($0)]") }
+        }
+        if let status = try r.object("status"), let lb = try status.object("loadBalancer") {
+            for ingress in try lb.objects("ingress") {
+                if let ip = try ingress.string("ip") { texts.append((ip, ingress.path(of: "ip"))) }
+            }
+        }
+        for (text, path) in texts where !text.isEmpty && text != "None" {
+            guard let ip = IPAddress(text) else { throw FieldError(path, "\"\(text)\" is not an IP address") }
+            if !service.addresses.contains(ip) { service.addresses.append(ip) }
+        }
+        return service
     }
 }
 

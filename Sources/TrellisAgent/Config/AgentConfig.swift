@@ -63,6 +63,8 @@ public struct AgentConfig: Sendable, Equatable {
     public var cniConfName: String
     public var ipamDataDir: String
     public var underlayDevice: String
+    /// The veth the node's stack routes the other nodes' pod CIDRs into (created by the agent).
+    public var overlayDevice: String
     public var datapathMode: DatapathMode
     public var vni: UInt32
     /// 0: underlay MTU minus `geneveOverhead`.
@@ -93,6 +95,7 @@ public struct AgentConfig: Sendable, Equatable {
             cniConfName: "10-trellis.conflist",
             ipamDataDir: "/var/lib/cni/trellis",
             underlayDevice: "eth0",
+            overlayDevice: "trellis_ovl",
             datapathMode: .ebpf,
             vni: 1,
             mtu: 0,
@@ -104,7 +107,8 @@ public struct AgentConfig: Sendable, Equatable {
 
     public init(nodeName: String, source: Source, manifestsDir: String, kubeconfig: String = "", bpfObjectDir: String?,
                 bpffsDir: String, socketPath: String, cniConfDir: String, cniConfName: String,
-                ipamDataDir: String, underlayDevice: String, datapathMode: DatapathMode, vni: UInt32,
+                ipamDataDir: String, underlayDevice: String, overlayDevice: String = "trellis_ovl",
+                datapathMode: DatapathMode, vni: UInt32,
                 mtu: Int, clusterCIDRs: [IPNetwork], masquerade: Bool, healthAddress: ListenAddress,
                 logLevel: Logger.Level) {
         self.nodeName = nodeName
@@ -118,6 +122,7 @@ public struct AgentConfig: Sendable, Equatable {
         self.cniConfName = cniConfName
         self.ipamDataDir = ipamDataDir
         self.underlayDevice = underlayDevice
+        self.overlayDevice = overlayDevice
         self.datapathMode = datapathMode
         self.vni = vni
         self.mtu = mtu
@@ -172,7 +177,7 @@ extension AgentConfig {
     /// Every key of docs/agent.md, in its order.
     public static let keys = [
         "nodeName", "source", "manifestsDir", "kubeconfig", "bpfObjectDir", "bpffsDir", "socketPath", "cniConfDir",
-        "cniConfName", "ipamDataDir", "underlayDevice", "datapathMode", "vni", "mtu", "clusterCIDRs",
+        "cniConfName", "ipamDataDir", "underlayDevice", "overlayDevice", "datapathMode", "vni", "mtu", "clusterCIDRs",
         "masquerade", "healthAddress", "logLevel",
     ]
 
@@ -252,6 +257,10 @@ extension AgentConfig {
         if let d = try r.string("underlayDevice") {
             if let problem = interfaceNameProblem(d) { throw FieldError("underlayDevice", "\"\(d)\": an interface name \(problem)") }
             c.underlayDevice = d
+        }
+        if let d = try r.string("overlayDevice") {
+            if let problem = interfaceNameProblem(d) { throw FieldError("overlayDevice", "\"\(d)\": an interface name \(problem)") }
+            c.overlayDevice = d
         }
         if let m = try r.string("datapathMode") {
             guard let v = DatapathMode(rawValue: m) else {
@@ -371,6 +380,11 @@ extension AgentConfig {
         # The node's device towards other nodes: Geneve leaves and arrives here.
         underlayDevice: \(d.underlayDevice)
 
+        # Created by the agent (a veth pair, this name and NAME_p): the node's own traffic to pods
+        # on other nodes, and Service traffic kube-proxy sends there, is routed into it and
+        # encapsulated.
+        overlayDevice: \(d.overlayDevice)
+
         # ebpf or bridge; written into the conflist as mode.
         datapathMode: \(d.datapathMode.rawValue)
 
@@ -414,6 +428,7 @@ extension AgentConfig {
             "cniConfName: \(cniConfName)",
             "ipamDataDir: \(ipamDataDir)",
             "underlayDevice: \(underlayDevice)",
+            "overlayDevice: \(overlayDevice)",
             "datapathMode: \(datapathMode.rawValue)",
             "vni: \(vni)",
             "mtu: \(mtu)",

@@ -21,6 +21,21 @@ public struct EndpointEntry: Sendable, Equatable, Hashable {
     }
 }
 
+/// The node's overlay device: a veth pair whose first end the node's stack routes the other
+/// nodes' pod CIDRs into (its tc egress encapsulates) and through which decapsulated replies to
+/// flows the stack routed re-enter the stack.
+public struct OverlayDevice: Sendable, Equatable {
+    public var ifindex: Int32
+    public var name: String
+    public var mac: MACAddress
+
+    public init(ifindex: Int32, name: String, mac: MACAddress) {
+        self.ifindex = ifindex
+        self.name = name
+        self.mac = mac
+    }
+}
+
 /// A packet the datapath dropped, as its event ring reports it (the agent's view of it; names
 /// are resolved by the agent).
 public struct DatapathDropEvent: Sendable, Equatable {
@@ -30,7 +45,7 @@ public struct DatapathDropEvent: Sendable, Equatable {
     public var reason: String
     /// Human words for the reason.
     public var reasonText: String
-    /// `from_pod`, `to_pod`, `from_underlay`.
+    /// `from_pod`, `to_pod`, `from_underlay`, `to_overlay`, `to_underlay`.
     public var direction: String
     public var ifindex: UInt32
     /// IPPROTO_* (0 when not parsed).
@@ -83,8 +98,30 @@ public protocol DatapathProgrammer: AnyObject, Sendable {
     /// datapath sends to pods).
     func setNodeConfig(nodeIP: IPAddress, underlayIfindex: Int32, vni: UInt32, mode: DatapathMode,
                        routers: [IPAddress]) throws
-    /// Attaches (or replaces) the decapsulation program at tc ingress of the underlay device.
+    /// Attaches (or replaces) the programs of the underlay device: decapsulation at its tc
+    /// ingress, the egress check of pods' Service traffic at its egress.
     func attachUnderlay(ifindex: Int32) throws
+
+    /// Creates the overlay device when missing and brings it to what it must be: a veth pair
+    /// `name` (and its peer), no ARP, `mtu`, up, holding `addresses` (host prefixes: the pods'
+    /// gateways on this node, so that what the stack sends into the overlay, masqueraded or not,
+    /// has a source the other nodes route back here). Returns it.
+    func ensureOverlayDevice(name: String, mtu: Int, addresses: [IPAddress]) throws -> OverlayDevice
+    /// Attaches (or replaces) the encapsulation program at its tc egress and tells the programs
+    /// where it is.
+    func attachOverlay(_ device: OverlayDevice) throws
+    /// The routes of remote pod CIDRs into the overlay device that the agent added:
+    /// destination -> preferred source.
+    func programmedOverlayRoutes(_ device: OverlayDevice) throws -> [IPNetwork: IPAddress]
+    /// Adds or replaces (in place) the route of a remote pod CIDR into the overlay device.
+    func upsertOverlayRoute(_ destination: IPNetwork, source: IPAddress, device: OverlayDevice) throws
+    func deleteOverlayRoute(_ destination: IPNetwork, device: OverlayDevice) throws
+
+    /// Addresses the node's stack translates (Services' ClusterIPs, external and load-balancer
+    /// IPs): the datapath hands pods' traffic to them to the stack, and checks their egress
+    /// policy after the translation.
+    func upsertService(ip: IPAddress) throws
+    func deleteService(ip: IPAddress) throws
 
     /// Remote pod CIDR -> the node IP that owns it (the LPM map the encap program reads).
     func upsertTunnel(podCIDR: IPNetwork, nodeIP: IPAddress) throws
@@ -123,6 +160,7 @@ public protocol DatapathProgrammer: AnyObject, Sendable {
     func programmedIPCache() throws -> [IPNetwork: IPCacheEntry]
     func programmedPolicy() throws -> Set<PolicyMapKey>
     func programmedIdentities() throws -> [Identity: UInt64]
+    func programmedServices() throws -> Set<IPAddress>
 
     /// Waits up to `timeoutMs` for drop events and returns them (empty when the datapath reports
     /// none). Called from one dedicated thread only.

@@ -21,6 +21,10 @@ public final class InMemoryDatapath: DatapathProgrammer, @unchecked Sendable {
         public var policyGeneration: UInt32 = 0
         public var attached: Set<Int32> = []
         public var endpoints: [IPAddress: EndpointEntry] = [:]
+        public var overlay: OverlayDevice?
+        public var overlayAttached: Int32?
+        public var overlayRoutes: [IPNetwork: IPAddress] = [:]
+        public var services: Set<IPAddress> = []
     }
 
     public struct NodeConfig: Sendable, Equatable {
@@ -58,6 +62,32 @@ public final class InMemoryDatapath: DatapathProgrammer, @unchecked Sendable {
     }
     public func attachUnderlay(ifindex: Int32) {
         record("attach underlay", ["underlay.ifindex": "\(ifindex)"]) { $0.underlayIfindex = ifindex }
+    }
+    public func ensureOverlayDevice(name: String, mtu: Int, addresses: [IPAddress]) -> OverlayDevice {
+        let device = OverlayDevice(ifindex: 1_000_000, name: name, mac: MACAddress(bytes: [2, 0, 0, 0, 0, 1])!)
+        record("ensure overlay device", ["overlay.device": "\(name)", "mtu": "\(mtu)",
+                                         "addresses": "\(addresses.map(\.description).joined(separator: ","))"]) {
+            $0.overlay = device
+        }
+        return device
+    }
+    public func attachOverlay(_ device: OverlayDevice) {
+        record("attach overlay", ["overlay.ifindex": "\(device.ifindex)"]) { $0.overlayAttached = device.ifindex }
+    }
+    public func programmedOverlayRoutes(_ device: OverlayDevice) -> [IPNetwork: IPAddress] { state.current.overlayRoutes }
+    public func upsertOverlayRoute(_ destination: IPNetwork, source: IPAddress, device: OverlayDevice) {
+        record("upsert overlay route", ["route.dst": "\(destination)", "route.src": "\(source)"]) {
+            $0.overlayRoutes[destination] = source
+        }
+    }
+    public func deleteOverlayRoute(_ destination: IPNetwork, device: OverlayDevice) {
+        record("delete overlay route", ["route.dst": "\(destination)"]) { $0.overlayRoutes[destination] = nil }
+    }
+    public func upsertService(ip: IPAddress) {
+        record("upsert service", ["service.ip": "\(ip)"]) { _ = $0.services.insert(ip) }
+    }
+    public func deleteService(ip: IPAddress) {
+        record("delete service", ["service.ip": "\(ip)"]) { _ = $0.services.remove(ip) }
     }
     public func upsertTunnel(podCIDR: IPNetwork, nodeIP: IPAddress) {
         record("upsert tunnel", ["tunnel.cidr": "\(podCIDR)", "tunnel.nodeIP": "\(nodeIP)"]) { $0.tunnels[podCIDR] = nodeIP }
@@ -113,6 +143,7 @@ public final class InMemoryDatapath: DatapathProgrammer, @unchecked Sendable {
     public func programmedIPCache() -> [IPNetwork: IPCacheEntry] { state.current.ipcache }
     public func programmedPolicy() -> Set<PolicyMapKey> { state.current.policy }
     public func programmedIdentities() -> [Identity: UInt64] { state.current.identities }
+    public func programmedServices() -> Set<IPAddress> { state.current.services }
 
     /// No packets, no drops: waits the time asked, so a reader loop does not spin.
     public func readDropEvents(timeoutMs: Int32) throws -> [DatapathDropEvent] {

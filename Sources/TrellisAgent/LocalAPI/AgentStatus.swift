@@ -13,12 +13,16 @@ struct AgentStatus {
     var engine: PolicyEngine
     var tunnels: Int
     var peers: Int
+    /// Service addresses in the datapath, routes into the overlay device.
+    var serviceAddresses: Int = 0
+    var overlayRoutes: Int = 0
     var policyWrites: Int
 
     var jsonMembers: [JSONMember] {
         let ids = engine.identityCount
         let counts: JSONValue = .object([
             ("endpoints", .int(endpoints.count)), ("tunnels", .int(tunnels)), ("peers", .int(peers)),
+            ("serviceAddresses", .int(serviceAddresses)), ("overlayRoutes", .int(overlayRoutes)),
             ("networkPolicies", .int(engine.cluster.policies.count)), ("pods", .int(engine.cluster.pods.count)),
             ("labelIdentities", .int(ids.label)), ("cidrIdentities", .int(ids.cidr)),
             ("policyEntries", .int(engine.policyEntryCount)), ("ipcacheEntries", .int(engine.ipcache.count)),

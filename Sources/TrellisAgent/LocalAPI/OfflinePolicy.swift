@@ -35,6 +35,7 @@ public enum OfflinePolicy {
                 case .namespace(let n): snapshot.namespaces[n.name] = n
                 case .pod(let p): snapshot.pods[p.key] = p
                 case .networkPolicy(let p): snapshot.policies[p.key] = p
+                case .service(let s): snapshot.services[s.key] = s
                 }
             }
         }

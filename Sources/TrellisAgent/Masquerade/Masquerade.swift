@@ -2,9 +2,16 @@ import Foundation
 import Logging
 import TrellisNet
 
-/// Source NAT for pod traffic leaving the cluster: the nftables table `inet trellis` in the
-/// node's network namespace, with one `postrouting` nat chain that masquerades packets from
-/// this node's pod CIDRs to destinations outside the cluster CIDRs.
+/// Source NAT done by the agent: the nftables table `inet trellis` in the node's network
+/// namespace, with one `postrouting` nat chain that masquerades
+///
+/// - packets from this node's pod CIDRs to destinations outside the cluster CIDRs (pod traffic
+///   leaving the cluster; the `masquerade` setting), and
+/// - packets from outside the cluster CIDRs leaving through the overlay device (always): the
+///   node's own traffic to a Service whose backend is a pod on another node has the node IP as
+///   source, chosen before kube-proxy's DNAT rerouted it into the overlay; masqueraded onto the
+///   overlay device's address (this node's pod gateway), its replies come back through the
+///   overlay instead of leaving the other node unencapsulated, masqueraded there.
 ///
 /// The table is replaced as a whole in one `nft -f -` transaction (create-if-missing, delete,
 /// define), so there is never a moment without rules, and it is kept when the agent stops:
@@ -12,14 +19,15 @@ import TrellisNet
 public enum MasqueradeRules {
     public static let table = "trellis"
 
-    /// The nft script that makes the table what it should be. With `enabled` false it removes
-    /// the table (if any).
+    /// The nft script that makes the table what it should be. With `enabled` false and no
+    /// overlay device it removes the table (if any).
     ///
     /// The cluster set always includes our own pod CIDRs (pod to pod on this node is never
     /// masqueraded) and is reduced to non-overlapping networks, which nft's interval sets need.
-    public static func script(enabled: Bool, podCIDRs: [IPNetwork], clusterCIDRs: [IPNetwork]) -> String {
+    public static func script(enabled: Bool, podCIDRs: [IPNetwork], clusterCIDRs: [IPNetwork],
+                              overlayDevice: String? = nil) -> String {
         var out = "table inet \(table)\ndelete table inet \(table)\n"
-        guard enabled, !podCIDRs.isEmpty else { return out }
+        guard enabled || overlayDevice != nil, !podCIDRs.isEmpty else { return out }
         let pods = collapse(podCIDRs)
         let cluster = collapse(clusterCIDRs + podCIDRs)
         out += "table inet \(table) {\n"
@@ -31,9 +39,17 @@ public enum MasqueradeRules {
             out += "\t\telements = { " + elements.map(\.description).joined(separator: ", ") + " }\n\t}\n"
         }
         out += "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
-        for cidr in pods {
-            let (match, set) = cidr.family == .v4 ? ("ip", "cluster_v4") : ("ip6", "cluster_v6")
-            out += "\t\t\(match) saddr \(cidr) \(match) daddr != @\(set) masquerade\n"
+        if enabled {
+            for cidr in pods {
+                let (match, set) = cidr.family == .v4 ? ("ip", "cluster_v4") : ("ip6", "cluster_v6")
+                out += "\t\t\(match) saddr \(cidr) \(match) daddr != @\(set) masquerade\n"
+            }
+        }
+        if let overlayDevice {
+            for family in [IPAddress.Family.v4, .v6] where pods.contains(where: { $0.family == family }) {
+                let (match, set) = family == .v4 ? ("ip", "cluster_v4") : ("ip6", "cluster_v6")
+                out += "\t\toifname \"\(overlayDevice)\" \(match) saddr != @\(set) masquerade\n"
+            }
         }
         out += "\t}\n}\n"
         return out

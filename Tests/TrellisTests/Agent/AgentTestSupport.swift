@@ -82,6 +82,9 @@ final class RecordingProgrammer: DatapathProgrammer, @unchecked Sendable {
         case upsertIdentity(Identity), deleteIdentity(Identity)
         case attachEndpoint(Int32), detachEndpoint(Int32)
         case upsertEndpoint(IPAddress, Int32, UInt32), deleteEndpoint(IPAddress)
+        case ensureOverlayDevice(String, Int, [IPAddress]), attachOverlay(Int32)
+        case upsertOverlayRoute(IPNetwork, IPAddress), deleteOverlayRoute(IPNetwork)
+        case upsertService(IPAddress), deleteService(IPAddress)
 
         var description: String {
             switch self {
@@ -102,6 +105,12 @@ final class RecordingProgrammer: DatapathProgrammer, @unchecked Sendable {
             case .detachEndpoint(let i): "detachEndpoint(\(i))"
             case .upsertEndpoint(let a, let i, let id): "upsertEndpoint(\(a), \(i), policy \(id))"
             case .deleteEndpoint(let a): "deleteEndpoint(\(a))"
+            case .ensureOverlayDevice(let n, let m, let a): "ensureOverlayDevice(\(n), mtu \(m), \(a))"
+            case .attachOverlay(let i): "attachOverlay(\(i))"
+            case .upsertOverlayRoute(let d, let s): "upsertOverlayRoute(\(d) src \(s))"
+            case .deleteOverlayRoute(let d): "deleteOverlayRoute(\(d))"
+            case .upsertService(let i): "upsertService(\(i))"
+            case .deleteService(let i): "deleteService(\(i))"
             }
         }
 
@@ -124,7 +133,12 @@ final class RecordingProgrammer: DatapathProgrammer, @unchecked Sendable {
         var generation: UInt32 = 0
         var attached: Set<Int32> = []
         var endpoints: [IPAddress: EndpointEntry] = [:]
+        var overlayRoutes: [IPNetwork: IPAddress] = [:]
+        var services: Set<IPAddress> = []
     }
+
+    /// The overlay device `ensureOverlayDevice` hands out.
+    static let overlayDevice = OverlayDevice(ifindex: 900, name: "trellis_ovl", mac: MACAddress(bytes: [2, 0, 0, 0, 9, 0])!)
 
     private let lock = NSLock()
     private var _calls: [Call] = []
@@ -173,6 +187,27 @@ final class RecordingProgrammer: DatapathProgrammer, @unchecked Sendable {
         try record(.upsertEndpoint(ip, entry.hostIfindex, entry.policyID)) { $0.endpoints[ip] = entry }
     }
     func deleteEndpoint(ip: IPAddress) throws { try record(.deleteEndpoint(ip)) { $0.endpoints[ip] = nil } }
+    func ensureOverlayDevice(name: String, mtu: Int, addresses: [IPAddress]) throws -> OverlayDevice {
+        try record(.ensureOverlayDevice(name, mtu, addresses)) { _ in }
+        return Self.overlayDevice
+    }
+    func attachOverlay(_ device: OverlayDevice) throws { try record(.attachOverlay(device.ifindex)) { _ in } }
+    func programmedOverlayRoutes(_ device: OverlayDevice) throws -> [IPNetwork: IPAddress] {
+        if let readFailure { throw readFailure }
+        return state.overlayRoutes
+    }
+    func upsertOverlayRoute(_ destination: IPNetwork, source: IPAddress, device: OverlayDevice) throws {
+        try record(.upsertOverlayRoute(destination, source)) { $0.overlayRoutes[destination] = source }
+    }
+    func deleteOverlayRoute(_ destination: IPNetwork, device: OverlayDevice) throws {
+        try record(.deleteOverlayRoute(destination)) { $0.overlayRoutes[destination] = nil }
+    }
+    func upsertService(ip: IPAddress) throws { try record(.upsertService(ip)) { $0.services.insert(ip) } }
+    func deleteService(ip: IPAddress) throws { try record(.deleteService(ip)) { $0.services.remove(ip) } }
+    func programmedServices() throws -> Set<IPAddress> {
+        if let readFailure { throw readFailure }
+        return state.services
+    }
 
     func programmedEndpoints() throws -> [IPAddress: EndpointEntry] {
         if let readFailure { throw readFailure }

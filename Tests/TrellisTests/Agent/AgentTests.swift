@@ -141,6 +141,10 @@ extension AgentSuite {
                 #expect(Array(calls.prefix(2)) == [.setNodeConfig(ip("192.168.50.1"), 2, 1, .ebpf, [ip("10.244.1.1"), ip("fd00:244:1::1")]), .attachUnderlay(2)])
                 #expect(calls.contains(.upsertPeer(ip("192.168.50.2"))))
                 #expect(calls.contains(.upsertTunnel(net("10.244.2.0/24"), ip("192.168.50.2"))))
+                // The overlay device holds the pods' gateways; b's CIDR is routed into it.
+                #expect(calls.contains(.ensureOverlayDevice("trellis_ovl", 1450, [ip("10.244.1.1"), ip("fd00:244:1::1")])))
+                #expect(calls.contains(.attachOverlay(RecordingProgrammer.overlayDevice.ifindex)))
+                #expect(rig.programmer.state.overlayRoutes == [net("10.244.2.0/24"): ip("10.244.1.1")])
                 #expect(!calls.contains { if case .upsertTunnel(let c, _) = $0 { c == net("10.244.1.0/24") } else { false } })
 
                 // The conflist: pod MTU = underlay 1500 - 50, one range per pod CIDR.
@@ -155,6 +159,7 @@ extension AgentSuite {
                 let script = try #require(rig.masquerade.applied.last)
                 #expect(script.contains("ip saddr 10.244.1.0/24 ip daddr != @cluster_v4 masquerade"))
                 #expect(script.contains("10.244.2.0/24"))
+                #expect(script.contains("oifname \"trellis_ovl\" ip saddr != @cluster_v4 masquerade"))
 
                 // The handshake works over the socket.
                 let socket = rig.agent.config.socketPath
@@ -171,6 +176,8 @@ extension AgentSuite {
                     switch $0 {
                     case .upsertPeer(let i): i == ip("192.168.50.3")
                     case .upsertTunnel(let c, _): c == net("10.244.3.0/24")
+                    case .upsertOverlayRoute(let c, let s): c == net("10.244.3.0/24") && s == ip("10.244.1.1")
+                    case .ensureOverlayDevice: true   // every pass makes sure of it
                     default: $0.isPolicyWrite   // c's node address is a node's now
                     }
                 }, "\(rig.programmer.calls)")
@@ -229,7 +236,9 @@ extension AgentSuite {
                 #expect(programmer.calls.filter { !$0.isPolicyWrite } == [
                     .attachEndpoint(7),
                     .setNodeConfig(ip("192.168.50.1"), 2, 1, .ebpf, [ip("10.244.1.1")]), .attachUnderlay(2),
+                    .ensureOverlayDevice("trellis_ovl", 1450, [ip("10.244.1.1")]), .attachOverlay(RecordingProgrammer.overlayDevice.ifindex),
                     .deleteTunnel(net("10.244.9.0/24")), .deletePeer(ip("192.168.50.9")),
+                    .upsertOverlayRoute(net("10.244.2.0/24"), ip("10.244.1.1")),
                 ], "\(programmer.calls)")
                 try await rig.stop()
             }
@@ -283,7 +292,7 @@ extension AgentSuite {
             try await AgentRig.with(applier: FailingMasquerade(), configure: { $0.masquerade = false }) { rig in
                 rig.manifests.write("n.yaml", nodes)
                 #expect(await eventually { rig.agent.board.isReady })
-                #expect(rig.log.contains(.warning, "cannot remove the masquerade table"))
+                #expect(rig.log.contains(.warning, "masquerade is off; the node's own Service traffic"))
                 try await rig.stop()
             }
         }
