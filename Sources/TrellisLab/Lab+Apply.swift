@@ -7,10 +7,11 @@ import TrellisPolicy
 /// `lab apply` and `lab delete`: kubectl-like, on the lab's own store (its state file and the
 /// manifests the agents read).
 ///
-/// apply is an upsert. A new Namespace, Pod or NetworkPolicy is created; an existing one is
-/// updated in place: a Namespace's or Pod's labels (the pod keeps its network namespace, its
-/// IPs and its server), a policy replaced whole. As the API server does, a Pod's other fields
-/// are immutable: changing `spec.nodeName` or the containers is refused (delete it first).
+/// apply is an upsert. A new Namespace, Pod, NetworkPolicy or Service is created; an existing one
+/// is updated in place: a Namespace's or Pod's labels (the pod keeps its network namespace, its
+/// IPs and its server), a policy replaced whole, a Service's selector and ports. As the API
+/// server does, a Pod's other fields and a Service's cluster IP are immutable: changing
+/// `spec.nodeName`, the containers or `spec.clusterIP` is refused (delete it first).
 /// Both commands then wait until every agent has programmed the change (`--wait` seconds), so
 /// that a probe right after sees the new verdicts.
 extension Lab {
@@ -36,6 +37,31 @@ extension Lab {
                 }
             }
         }
+        var services = state.services ?? []
+        var taken = Set(services.map(\.clusterIP))
+        var clusterIPs: [String: String] = [:]   // service id -> its address, new ones allocated
+        // Addresses asked for first, so that none is handed out to a service that asks for none.
+        let ordered = set.services.filter { $0.clusterIP != nil } + set.services.filter { $0.clusterIP == nil }
+        for spec in ordered {
+            if let existing = services.first(where: { $0.id == spec.id }) {
+                if let ip = spec.clusterIP, ip != existing.clusterIP {
+                    errors.append("service \(spec.id): spec.clusterIP is immutable (it has \(existing.clusterIP)); delete the service to change it")
+                }
+                clusterIPs[spec.id] = existing.clusterIP
+            } else if let ip = spec.clusterIP {
+                if let owner = services.first(where: { $0.clusterIP == ip }) {
+                    errors.append("service \(spec.id): spec.clusterIP \(ip) is already allocated to service \(owner.id)")
+                } else if !taken.insert(ip).inserted {
+                    errors.append("service \(spec.id): spec.clusterIP \(ip) is asked for twice")
+                }
+                clusterIPs[spec.id] = ip
+            } else if let ip = LabServices.allocate(taken: taken) {
+                taken.insert(ip)
+                clusterIPs[spec.id] = ip
+            } else {
+                errors.append("service \(spec.id): no cluster IP left in \(LabServices.cidr)")
+            }
+        }
         if !errors.isEmpty { throw LabError(errors.joined(separator: "\n")) }
         Interrupts.install()
 
@@ -55,7 +81,7 @@ extension Lab {
                 changed = true
             }
         }
-        let namespacesNeeded = set.pods.map(\.namespace) + set.policies.map(\.namespace)
+        let namespacesNeeded = set.pods.map(\.namespace) + set.policies.map(\.namespace) + set.services.map(\.namespace)
         for name in namespacesNeeded where !state.namespaces.contains(where: { $0.name == name }) {
             state.namespaces.append(NamespaceRecord(name: name, labels: [:]))
             say("namespace/\(name) created (for the objects in it)")
@@ -89,6 +115,25 @@ extension Lab {
             }
         }
         state.policies = records
+        for spec in set.services {
+            let record = ServiceRecord(namespace: spec.namespace, name: spec.name, selector: spec.selector,
+                                       ports: spec.ports, clusterIP: clusterIPs[spec.id]!)
+            let ports = record.ports.map(\.label).joined(separator: " ")
+            if let i = services.firstIndex(where: { $0.id == spec.id }) {
+                if services[i] == record {
+                    say("service/\(spec.id) unchanged")
+                } else {
+                    services[i] = record
+                    say("service/\(spec.id) configured: \(record.clusterIP) \(ports)")
+                    changed = true
+                }
+            } else {
+                services.append(record)
+                say("service/\(spec.id) created: \(record.clusterIP) \(ports)")
+                changed = true
+            }
+        }
+        if !set.services.isEmpty { state.services = services }
         if changed { try publish(&state) }
         for pod in set.pods where state.pod(pod.namespace, pod.name) == nil {
             try Interrupts.check()
@@ -118,6 +163,16 @@ extension Lab {
             say("networkpolicy/\(id) deleted")
             changed = true
         }
+        for spec in set.services {
+            guard var records = state.services, let i = records.firstIndex(where: { $0.id == spec.id }) else {
+                missing.append("service \(spec.id): not found in the lab")
+                continue
+            }
+            records.remove(at: i)
+            state.services = records
+            say("service/\(spec.id) deleted")
+            changed = true
+        }
         if changed { try publish(&state) }
         for spec in set.pods {
             guard let pod = state.pod(spec.namespace, spec.name) else {
@@ -143,6 +198,10 @@ extension Lab {
                 for r in records where r.namespace == ns.name { say("networkpolicy/\(r.id) deleted (with its namespace)") }
                 state.policies = records.filter { $0.namespace != ns.name }
             }
+            if let records = state.services {
+                for r in records where r.namespace == ns.name { say("service/\(r.id) deleted (with its namespace)") }
+                state.services = records.filter { $0.namespace != ns.name }
+            }
             if state.namespaces.contains(where: { $0.name == ns.name }) {
                 state.namespaces.removeAll { $0.name == ns.name }
                 say("namespace/\(ns.name) deleted")
@@ -157,11 +216,13 @@ extension Lab {
         if !all.isEmpty { throw LabError(all.joined(separator: "\n")) }
     }
 
-    /// A new revision of what the agents read: the state first, then the manifests.
+    /// A new revision of what the agents read: the state first, then the manifests; and the
+    /// nodes' kube-proxy stand-in, whose backends follow the pods.
     func publish(_ state: inout LabState) throws(LabError) {
         state.revision = state.revisionNumber + 1
         try state.save(layout)
         try ManifestWriter.writeAll(state, layout: layout)
+        if state.services != nil { try programServiceProxies(state) }
     }
 
     /// Waits until every agent reports that it has programmed the lab's current revision.

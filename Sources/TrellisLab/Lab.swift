@@ -195,6 +195,9 @@ public final class Lab: @unchecked Sendable {
             let address = IPNetwork("\(node.nodeIP)/\(LabLayout.underlayPrefix)")!
             try nnl.addAddress(address, index: eth0.index)
             try nnl.setLink(index: eth0.index, up: true)
+            // What a real node's default route does for Service addresses: the node's own
+            // connections to a cluster IP need a route before kube-proxy's DNAT reroutes them.
+            try nnl.addRoute(RouteInfo(destination: LabServices.cidr, outputIndex: eth0.index))
 
             for dir in [layout.bpffsDir(node.name), layout.cniConfDir(node.name), layout.ipamDir(node.name), layout.logsDir(node.name)] {
                 try Sys.makeDirectories(dir)
@@ -701,6 +704,21 @@ public final class Lab: @unchecked Sendable {
         public var serverAlive: Bool
     }
 
+    public struct ServiceStatus: Sendable {
+        public var namespace: String
+        public var name: String
+        public var clusterIP: String
+        /// `5432/TCP`
+        public var ports: [String]
+        /// `ns/pod ip:port`, over every port.
+        public var backends: [String]
+        /// `shop/db 10.96.0.10 5432/TCP -> shop/db 10.244.2.2:5432`
+        public var line: String {
+            "\(namespace)/\(name) \(clusterIP) \(ports.joined(separator: ",")) -> "
+                + (backends.isEmpty ? "(no backends)" : backends.joined(separator: ", "))
+        }
+    }
+
     public struct Status: Sendable {
         public var labID: String
         public var stateDir: String
@@ -712,12 +730,17 @@ public final class Lab: @unchecked Sendable {
         public var pods: [PodStatus]
         /// NetworkPolicies, `namespace/name`.
         public var policies: [String]
+        /// Services with their cluster IP, ports and current backends.
+        public var services: [ServiceStatus] = []
         public var revision: Int
 
         public var json: [String: Any] {
             [
                 "labID": labID, "stateDir": stateDir, "phase": phase, "datapath": datapath, "agents": agents,
                 "policies": policies, "revision": revision,
+                "services": services.map { s -> [String: Any] in
+                    ["namespace": s.namespace, "name": s.name, "clusterIP": s.clusterIP, "ports": s.ports, "backends": s.backends]
+                },
                 "underlay": ["netns": underlayNetns, "device": Lab.underlayBridge, "bridge": Lab.underlayBridge,
                              "subnet": "192.168.200.0/\(LabLayout.underlayPrefix)"],
                 "nodes": nodes.map { n -> [String: Any] in
@@ -744,9 +767,13 @@ public final class Lab: @unchecked Sendable {
             PodStatus(namespace: p.namespace, name: p.name, node: p.node, ips: p.ips, netns: p.netns,
                       serverPID: p.server?.pid, serverAlive: p.server.map(Processes.isAlive) ?? false)
         }
+        let services = (state.services ?? []).sorted { $0.id < $1.id }.map { s in
+            ServiceStatus(namespace: s.namespace, name: s.name, clusterIP: s.clusterIP, ports: s.ports.map(\.label),
+                          backends: s.ports.flatMap { p in LabServices.backends(s, p, pods: state.pods).map { "\($0.pod) \($0.ip):\($0.port)" } })
+        }
         return Status(labID: state.labID, stateDir: state.stateDir, phase: state.phase.rawValue, datapath: state.datapath,
                       agents: state.agents, underlayNetns: state.underlayNetns, nodes: nodes, pods: pods,
-                      policies: (state.policies ?? []).map(\.id).sorted(), revision: state.revisionNumber)
+                      policies: (state.policies ?? []).map(\.id).sorted(), services: services, revision: state.revisionNumber)
     }
 
     // MARK: - probe
@@ -804,12 +831,39 @@ public final class Lab: @unchecked Sendable {
     public func probe(from: String, to: String, port: String, timeout: Double, ipv6: Bool = false) throws -> ProbeResult {
         try Self.requireRoot()
         let state = try loadForReading()
-        let src = try findSource(from, state), dst = try findPod(to, state)
+        let src = try findSource(from, state)
+        if to.hasPrefix("svc:") { return try probeService(from: src, to: String(to.dropFirst(4)), port: port, timeout: timeout, state) }
+        let dst = try findPod(to, state)
         let (number, proto) = try Self.parsePort(port, destination: dst)
         let address = SocketAddress(ip: try Self.destination(dst, ipv6: ipv6), port: number)
         let outcome = try Prober.run([ProbeRequest(sourceNetns: src.netns, address: address, proto: proto, expected: dst.id)],
                                      timeout: timeout)[0]
         return ProbeResult(line: "\(src.id) -> \(dst.id) \(address.text)/\(proto.rawValue): \(outcome.text(timeout: timeout))",
+                           ok: outcome.ok)
+    }
+
+    /// A probe of a Service's cluster IP (`svc:NS/NAME`, port by number or by the Service port's
+    /// name): connected when one of its backends answers.
+    private func probeService(from src: (netns: String, id: String), to ref: String, port: String, timeout: Double,
+                              _ state: LabState) throws -> ProbeResult {
+        let parts = ref.split(separator: "/", maxSplits: 1).map(String.init)
+        let (ns, name) = parts.count == 2 ? (parts[0], parts[1]) : ("default", ref)
+        guard let service = state.services?.first(where: { $0.namespace == ns && $0.name == name }) else {
+            throw LabError("service \(ns)/\(name): not in the lab (`trellisctl lab status\(layout.stateFlag)` lists the services)", exitCode: 2)
+        }
+        let pieces = port.split(separator: "/", maxSplits: 1).map(String.init)
+        let wantProto = pieces.count == 2 ? PortProtocol(rawValue: pieces[1].uppercased()) : nil
+        guard let sp = service.ports.first(where: {
+            ($0.name == pieces[0] || String($0.port) == pieces[0]) && (wantProto == nil || $0.proto == wantProto)
+        }) else {
+            throw LabError("\(port): not a port of service \(service.id) (\(service.ports.map(\.label).joined(separator: ", ")))", exitCode: 2)
+        }
+        let backends = LabServices.backends(service, sp, pods: state.pods).map(\.pod)
+        let address = SocketAddress(ip: IPAddress(service.clusterIP)!, port: UInt16(sp.port))
+        let outcome = try Prober.run([ProbeRequest(sourceNetns: src.netns, address: address, proto: sp.proto,
+                                                   expected: backends.first ?? "(no backend)", alsoExpected: Array(backends.dropFirst()))],
+                                     timeout: timeout)[0]
+        return ProbeResult(line: "\(src.id) -> svc:\(service.id) \(address.text)/\(sp.proto.rawValue): \(outcome.text(timeout: timeout))",
                            ok: outcome.ok)
     }
 

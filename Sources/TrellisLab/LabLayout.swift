@@ -33,7 +33,7 @@ public struct LabLayout: Sendable {
     }
 
     /// What the lab puts directly in its state directory; `down` removes these and nothing else.
-    static let ownEntries: Set<String> = ["lab.json", ".lock", "manifests", "nodes", "pods"]
+    static let ownEntries: Set<String> = ["lab.json", ".lock", "manifests", "nodes", "pods", "service-proxy.nft"]
 
     /// ` --state DIR` for hints, empty for the default directory.
     var stateFlag: String {
@@ -47,6 +47,9 @@ public struct LabLayout: Sendable {
     var namespacesManifest: String { manifestsDir + "/namespaces.yaml" }
     var podsManifest: String { manifestsDir + "/pods.yaml" }
     var policiesManifest: String { manifestsDir + "/policies.json" }
+    var servicesManifest: String { manifestsDir + "/services.yaml" }
+    /// The kube-proxy stand-in's nft script, applied in every node.
+    var serviceProxyScript: String { stateDir + "/service-proxy.nft" }
 
     func nodeDir(_ node: String) -> String { stateDir + "/nodes/" + node }
     func bpffsDir(_ node: String) -> String { nodeDir(node) + "/bpf" }

@@ -28,6 +28,8 @@ public struct LabState: Codable, Sendable {
     /// NetworkPolicies applied, as their canonical manifests (JSON). Optional: a lab made before
     /// policies existed has none.
     public var policies: [PolicyRecord]?
+    /// Services (manifests mode; optional: a lab made before Services existed has none).
+    public var services: [ServiceRecord]?
     /// Bumped on every change of what the agents read; their objects' resourceVersion.
     public var revision: Int?
     /// Kubernetes mode: the kubeconfig of the API server the lab's cluster state lives in.

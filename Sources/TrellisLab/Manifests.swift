@@ -46,6 +46,7 @@ public struct ManifestSet: Sendable {
     public var pods: [PodSpec] = []
     /// networking.k8s.io/v1 NetworkPolicies, validated as the API server would.
     public var policies: [NetworkPolicy] = []
+    public var services: [ServiceSpec] = []
 }
 
 /// Every problem found in a file, each naming its object; thrown together.
@@ -175,6 +176,10 @@ enum ManifestReader {
         for p in set.pods where !seen.insert("pod " + p.id).inserted {
             errors.append("pod \(p.id): declared more than once in \(source)")
         }
+        var seenServices = Set<String>()
+        for s in set.services where !seenServices.insert(s.id).inserted {
+            errors.append("service \(s.id): declared more than once in \(source)")
+        }
         var seenNS = Set<String>()
         for n in set.namespaces where !seenNS.insert(n.name).inserted {
             errors.append("namespace \(n.name): declared more than once in \(source)")
@@ -192,7 +197,7 @@ enum ManifestReader {
         }
         let kind = doc["kind"]?.string ?? ""
         switch kind {
-        case "List", "PodList", "NamespaceList", "NetworkPolicyList":
+        case "List", "PodList", "NamespaceList", "NetworkPolicyList", "ServiceList":
             guard let items = doc["items"] else { return }
             guard case .list(let list) = items else {
                 errors.append("\(place): items must be a list")
@@ -207,11 +212,13 @@ enum ManifestReader {
             if let pod = pod(doc, where: place, errors: &errors) { set.pods.append(pod) }
         case "NetworkPolicy":
             policies = true
+        case "Service":
+            if let service = service(doc, where: place, errors: &errors) { set.services.append(service) }
         case "":
             errors.append("\(place): kind is required")
         default:
             let name = doc["metadata"]?["name"]?.string.map { " \($0)" } ?? ""
-            errors.append("\(place) (\(kind)\(name)): kind \(kind) is not supported by the lab (Namespace, Pod, NetworkPolicy, List)")
+            errors.append("\(place) (\(kind)\(name)): kind \(kind) is not supported by the lab (Namespace, Pod, NetworkPolicy, Service, List)")
         }
     }
 
@@ -485,5 +492,7 @@ enum ManifestWriter {
         }
         let list: PolicyValue = .object([("apiVersion", "v1"), ("kind", "List"), ("items", .array(items))])
         try Sys.writeAtomically(list.json + "\n", to: layout.policiesManifest)
+        try Sys.writeAtomically(try document((state.services ?? []).map { service($0, revision: rev) }, header: header),
+                                to: layout.servicesManifest)
     }
 }

@@ -6,12 +6,14 @@ import Glibc
 #endif
 
 /// One probe: from inside `sourceNetns`, to `address` with `proto`, expecting the line
-/// `expected` (`<ns>/<pod>` of the destination).
+/// `expected` (`<ns>/<pod>` of the destination), or one of `alsoExpected` (the other backends
+/// of a Service).
 struct ProbeRequest {
     var sourceNetns: String
     var address: SocketAddress
     var proto: PortProtocol
     var expected: String
+    var alsoExpected: [String] = []
 }
 
 public enum ProbeOutcome: Sendable, Equatable {
@@ -121,7 +123,7 @@ enum Prober {
         func evaluate(_ i: Int) {
             let text = String(decoding: flights[i].received, as: UTF8.self)
             let line = text.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
-            if line == requests[i].expected {
+            if line == requests[i].expected || requests[i].alsoExpected.contains(line) {
                 finish(i, .connected(milliseconds: elapsedMS()))
             } else if line.isEmpty {
                 finish(i, .wrongReply("closed without a reply"))

@@ -142,7 +142,7 @@ struct LabProbe: ParsableCommand {
           trellisctl lab probe SOURCE NS/POD PORT[/TCP|/UDP]
           trellisctl lab probe --matrix [PORT/PROTO ...] [-o json]
 
-        TCP: connected and the server's line read; UDP: a datagram sent and the reply received ("connected" then means the reply arrived). The source is a pod (NS/POD; without namespace it is in "default") or a lab node (node-1, node:node-1: what the node's own stack sends, as kubelet's probes). A port may also be a port name of the destination. Exit 0 when connected, 1 when refused, blocked (no answer before --timeout) or unreachable, 2 on errors. --matrix probes every ordered pair of pods on the given ports (all declared ports when none) and exits 0.
+        TCP: connected and the server's line read; UDP: a datagram sent and the reply received ("connected" then means the reply arrived). The source is a pod (NS/POD; without namespace it is in "default") or a lab node (node-1, node:node-1: what the node's own stack sends, as kubelet's probes). The destination is a pod, or a Service (svc:NS/NAME, its cluster IP: connected when one of its backends answers, through the node's kube-proxy stand-in). A port may also be a port name of the destination (of the Service). Exit 0 when connected, 1 when refused, blocked (no answer before --timeout) or unreachable, 2 on errors. --matrix probes every ordered pair of pods on the given ports (all declared ports when none) and exits 0.
         """)
 
     @OptionGroup var options: LabOptions
@@ -226,6 +226,10 @@ struct LabStatus: ParsableCommand {
                 }
                 print("")
                 print(s.policies.isEmpty ? "no network policies" : "network policies: " + s.policies.joined(separator: ", "))
+                if !s.services.isEmpty {
+                    print("services:")
+                    for svc in s.services { print("  " + svc.line) }
+                }
             }
         }
     }
