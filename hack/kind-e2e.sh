@@ -323,6 +323,32 @@ clear_policies() { for ns in "${namespaces[@]}"; do k -n "$ns" delete networkpol
 # --- scenarios ---------------------------------------------------------------------------------
 check "no policies: every pod reaches every pod" expect_all
 
+# --- Services: kube-proxy translates, Trellis carries the result across nodes ----------------
+# A ClusterIP in front of x/a (node 0), from every pod (the backend on the same node and on the
+# two others) and from every node's own stack, which reaches pods on other nodes through the
+# agent's overlay device; and every node to x/a's pod IP directly.
+k -n x expose pod a --name svc-a --port 8080 --target-port 80 --protocol TCP >/dev/null || failed "kubectl expose pod x/a"
+svc_ip=$(k -n x get svc svc-a -o jsonpath='{.spec.clusterIP}')
+svc_ok=1
+for attempt in 1 2 3 4 5; do
+  svc_ok=1
+  for src in "${pods[@]}"; do
+    k -n "${src%/*}" exec "${src#*/}" -c cont-80-tcp -- /agnhost connect "$svc_ip:8080" --timeout=3s --protocol=tcp \
+      >/dev/null 2>&1 || { svc_ok=0; echo "  $src -> svc-a $svc_ip:8080 failed (attempt $attempt)"; }
+  done
+  for node in "${nodes[@]}"; do
+    for target in "$svc_ip:8080" "${ip4[x/a]}:80"; do
+      docker exec "$node" timeout 3 bash -c "exec 3<>/dev/tcp/${target%:*}/${target##*:}" 2>/dev/null \
+        || { svc_ok=0; echo "  node $node -> $target failed (attempt $attempt)"; }
+    done
+  done
+  [ "$svc_ok" = 1 ] && break
+  sleep 3   # kube-proxy programs a new Service within a few seconds
+done
+[ "$svc_ok" = 1 ] || failed "a ClusterIP or a pod on another node is not reachable (see above)"
+say "PASS every pod and every node reaches x/a through its ClusterIP; every node reaches its pod IP"
+k -n x delete svc svc-a >/dev/null
+
 policy <<'EOF'
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy

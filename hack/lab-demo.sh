@@ -2,7 +2,9 @@
 # The local lab, end to end: three simulated nodes (network namespaces on an underlay bridge
 # of their own), one real trellis-agent per node loading the eBPF datapath and the Geneve
 # overlay, six pods wired by the real trellis plugin, the reachability matrix between them,
-# then everything removed (also on failure or Ctrl-C).
+# then NetworkPolicies micro-segmenting the shop, the matrix again, Services under the policies
+# (translated as kube-proxy would), why one connection is denied and the drops it causes, then
+# everything removed (also on failure or Ctrl-C).
 #
 #   hack/lab-demo.sh [--datapath ebpf|bridge] [--no-build]
 set -euo pipefail
@@ -36,8 +38,30 @@ lab apply -f deploy/examples/lab-pods.yaml
 echo
 lab status
 echo
-echo "Reachability on each pod's declared ports (ok = connected, -- = blocked):"
+echo "Reachability on each pod's declared ports (ok = connected, -- = blocked), no policy yet:"
 lab probe --matrix
 echo
-echo "Network policy arrives with the micro-segmentation work; until then every pair is allowed."
+echo "Micro-segmenting the shop (deploy/examples/lab-policies.yaml):"
+lab apply -f deploy/examples/lab-policies.yaml
+echo
+echo "Reachability with the policies:"
+lab probe --matrix
+echo
+echo "Services (deploy/examples/lab-services.yaml), reached by their cluster IPs under the same policies:"
+lab apply -f deploy/examples/lab-services.yaml
+for probe in "shop/web svc:shop/db sql" "shop/db svc:ops/dns 53/UDP" "ops/monitor svc:shop/db sql" "node-2 svc:shop/web http"; do
+  # shellcheck disable=SC2086  # each line is SOURCE DESTINATION PORT
+  lab probe $probe || true
+done
+echo
+echo "Why may ops/monitor not reach shop/db?"
+"$ctl" policy explain --lab --state "$state" --from ops/monitor --to shop/db --port 5432/TCP || true
+echo
+echo "The drops as they happen (trellisctl monitor), while ops/monitor tries again:"
+"$ctl" monitor --lab --state "$state" --reason policy_ingress --count 1 --duration 5 &
+monitor=$!
+sleep 0.5
+lab probe ops/monitor shop/db sql || true
+wait "$monitor" || true
+echo
 echo "Removing the lab..."
