@@ -52,22 +52,34 @@ public enum AgentMetrics {
         handshakes: ("CNI handshake requests answered.", "counter"),
     ]
 
-    /// Prometheus text exposition (version 0.0.4), names sorted. Invalid characters in a name
-    /// become '_'.
+    /// Prometheus text exposition (version 0.0.4), families sorted, each with one TYPE line
+    /// and its samples sorted by label set. A sample key is a metric name, optionally followed
+    /// by its labels as written in the exposition (`drops_total{direction="from_pod",...}`,
+    /// the caller's, kept as they are); invalid characters in a name become '_'.
     public static func render(_ samples: [String: Double]) -> String {
+        var families: [String: [String: Double]] = [:]
+        for (key, value) in samples {
+            let (name, labels) = splitLabels(key)
+            families[sanitize(name), default: [:]][labels] = value
+        }
         var out = ""
-        var merged: [String: Double] = [:]
-        for (name, value) in samples { merged[sanitize(name)] = value }
-        for name in merged.keys.sorted() {
-            let value = merged[name]!
+        for name in families.keys.sorted() {
             if let (help, type) = help[name] {
                 out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
             } else {
                 out += "# TYPE \(name) \(name.hasSuffix("_total") ? "counter" : "gauge")\n"
             }
-            out += "\(name) \(format(value))\n"
+            for (labels, value) in families[name]!.sorted(by: { $0.key < $1.key }) {
+                out += "\(name)\(labels) \(format(value))\n"
+            }
         }
         return out
+    }
+
+    /// `name{labels}` -> ("name", "{labels}"); a key without a closing brace has no labels.
+    static func splitLabels(_ key: String) -> (name: String, labels: String) {
+        guard key.hasSuffix("}"), let brace = key.firstIndex(of: "{") else { return (key, "") }
+        return (String(key[..<brace]), String(key[brace...]))
     }
 
     static func sanitize(_ name: String) -> String {

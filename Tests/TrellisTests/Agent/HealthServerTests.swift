@@ -10,7 +10,11 @@ extension AgentSuite {
             let log = TestLog()
             let server = try HealthServer(address: AgentConfig.ListenAddress("127.0.0.1:0")!, logger: log.logger,
                                           report: { board.report },
-                                          extraMetrics: { ["trellis_datapath_drops_total": 3, "bad name-1": 1.5] })
+                                          extraMetrics: { [
+                                              "trellis_datapath_drops_total": 3, "bad name-1": 1.5,
+                                              #"trellis_datapath_forwards_total{direction="from_pod",kind="encap"}"#: 5,
+                                              #"trellis_datapath_forwards_total{direction="to_overlay",kind="encap"}"#: 2,
+                                          ] })
             server.start()
             do {
                 try await check(server, board)
@@ -53,6 +57,10 @@ extension AgentSuite {
             #expect(lines.contains("trellis_datapath_drops_total 3"))
             #expect(lines.contains("# TYPE trellis_datapath_drops_total counter"))
             #expect(lines.contains("bad_name_1 1.5"))
+            // Labelled samples: one family, one TYPE line, the labels kept as written.
+            #expect(lines.filter { $0 == "# TYPE trellis_datapath_forwards_total counter" }.count == 1)
+            #expect(lines.contains(#"trellis_datapath_forwards_total{direction="from_pod",kind="encap"} 5"#))
+            #expect(lines.contains(#"trellis_datapath_forwards_total{direction="to_overlay",kind="encap"} 2"#))
 
             let head = try await httpGet(port: server.port, "/healthz", method: "HEAD")
             #expect(head.status == 200 && head.body.isEmpty && head.headers["content-length"] == "3")
