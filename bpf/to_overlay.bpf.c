@@ -28,62 +28,38 @@
 /* Returns a TC_ACT_* verdict, or a (negative) drop reason for the exit to report. */
 static __always_inline int handle_to_overlay(struct __sk_buff *ctx, struct trellis_ct_key *flow)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
 	const struct trellis_config *cfg = config_get();
 	const struct trellis_tunnel *tun;
-	struct ethhdr *eth = data;
-	int later_fragment = 0, err;
-	__u8 tcp_flags = 0, tos;
-	__u32 l4_off, ct_flags, mtu = 0;
-	__be16 proto;
+	struct l3_info l3 = {};
+	__u8 tcp_flags = 0;
+	__u32 ct_flags, mtu = 0;
+	int err;
 
 	if (!cfg || !cfg->node_ipv4 || !cfg->underlay_ifindex)
 		return TRELLIS_DROP_NO_CONFIG;
-	if ((void *)(eth + 1) > data_end)
-		return TRELLIS_DROP_INVALID_PACKET;
-	proto = eth->h_proto;
-	if (proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = (void *)(eth + 1);
+	err = flow_parse_l3(ctx, flow, &l3);
+	if (err == FLOW_NOT_IP)
+		return TRELLIS_DROP_UNSUPPORTED_L3; /* nothing but IP is routed here (the device does no ARP) */
+	if (err)
+		return err;
+	if (flow->family == TRELLIS_FAMILY_IPV4) {
 		__be32 daddr;
 
-		if ((void *)(ip + 1) > data_end || ip->version != 4 || ip->ihl < 5)
-			return TRELLIS_DROP_INVALID_PACKET;
-		flow_set_v4(flow, ip);
-		daddr = ip->daddr;
-		tos = ip->tos;
-		later_fragment = (ip->frag_off & bpf_htons(IPV4_FRAG_OFFSET)) != 0;
-		l4_off = ETH_HLEN + ip->ihl * 4;
+		__builtin_memcpy(&daddr, flow->daddr, 4);
 		tun = tunnel_v4(daddr);
-	} else if (proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
-		struct in6_addr daddr;
-		int l4;
-
-		if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
-			return TRELLIS_DROP_INVALID_PACKET;
-		flow_set_v6(flow, ip6);
-		daddr = ip6->daddr;
-		tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
-		l4 = ipv6_skip_exthdr(ctx, ETH_HLEN + sizeof(*ip6), flow, &later_fragment);
-		if (l4 < 0)
-			return l4;
-		l4_off = l4;
-		tun = tunnel_v6(&daddr);
 	} else {
-		/* Nothing but IP is routed here (the device does no ARP). */
-		return TRELLIS_DROP_UNSUPPORTED_L3;
+		tun = tunnel_v6((const struct in6_addr *)flow->daddr);
 	}
 	/* A stale route (its node gone) or our own CIDR: nobody to send it to. */
 	if (!tun || tun->node_ipv4 == cfg->node_ipv4)
 		return TRELLIS_DROP_NO_TUNNEL;
 
-	if (!later_fragment) {
-		err = flow_load_ports(ctx, l4_off, flow, &tcp_flags);
+	if (!l3.later_fragment) {
+		err = flow_load_ports(ctx, l3.l4_off, flow, &tcp_flags);
 		if (err)
 			return err;
 	}
-	err = policy_gate(ctx, cfg, flow, tcp_flags, ctx->len, l4_off, later_fragment, TRELLIS_CT_F_VIA_STACK,
+	err = policy_gate(ctx, cfg, flow, tcp_flags, ctx->len, l3.l4_off, l3.later_fragment, TRELLIS_CT_F_VIA_STACK,
 			  &ct_flags);
 	if (err)
 		return err;
@@ -97,7 +73,7 @@ static __always_inline int handle_to_overlay(struct __sk_buff *ctx, struct trell
 	 */
 	if (bpf_check_mtu(ctx, cfg->underlay_ifindex, &mtu, TRELLIS_GENEVE_OVERHEAD, 0) != BPF_MTU_CHK_RET_SUCCESS)
 		return TRELLIS_DROP_FRAG_NEEDED;
-	return geneve_encap(ctx, cfg, tun->node_ipv4, tos, DIR);
+	return geneve_encap(ctx, cfg, tun->node_ipv4, l3.tos, DIR);
 }
 
 SEC("tc")

@@ -33,43 +33,23 @@ static __always_inline int is_ndisc(struct __sk_buff *ctx, const struct trellis_
 /* Returns a TC_ACT_* verdict, or a (negative) drop reason for the exit to report. */
 static __always_inline int handle_to_pod(struct __sk_buff *ctx, struct trellis_ct_key *flow)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
 	const struct trellis_config *cfg = config_get();
 	const struct trellis_endpoint *dst;
-	struct ethhdr *eth = data;
-	int later_fragment = 0, err;
+	struct l3_info l3 = {};
 	__u8 tcp_flags = 0;
-	__u32 l4_off, ct_flags;
+	__u32 ct_flags;
+	int err;
 
 	if (!cfg)
 		return TRELLIS_DROP_NO_CONFIG;
-	if ((void *)(eth + 1) > data_end)
-		return TRELLIS_DROP_INVALID_PACKET;
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = (void *)(eth + 1);
-
-		if ((void *)(ip + 1) > data_end || ip->version != 4 || ip->ihl < 5)
-			return TRELLIS_DROP_INVALID_PACKET;
-		flow_set_v4(flow, ip);
-		later_fragment = (ip->frag_off & bpf_htons(IPV4_FRAG_OFFSET)) != 0;
-		l4_off = ETH_HLEN + ip->ihl * 4;
-	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
-		int l4;
-
-		if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
-			return TRELLIS_DROP_INVALID_PACKET;
-		flow_set_v6(flow, ip6);
-		l4 = ipv6_skip_exthdr(ctx, ETH_HLEN + sizeof(*ip6), flow, &later_fragment);
-		if (l4 < 0)
-			return l4;
-		l4_off = l4;
-	} else {
+	err = flow_parse_l3(ctx, flow, &l3);
+	if (err == FLOW_NOT_IP) {
 		/* ARP and anything else that is not IP: no policy applies. */
 		count_forward(ctx, DIR, TRELLIS_FWD_TO_POD);
 		return TC_ACT_OK;
 	}
+	if (err)
+		return err;
 
 	/* Broadcast, multicast, or a frame the bridge flooded towards the wrong port: not a
 	 * connection to this pod, nothing to police (the pod's stack drops what is not its own). */
@@ -78,16 +58,16 @@ static __always_inline int handle_to_pod(struct __sk_buff *ctx, struct trellis_c
 		count_forward(ctx, DIR, TRELLIS_FWD_TO_POD);
 		return TC_ACT_OK;
 	}
-	if (!later_fragment) {
-		err = flow_load_ports(ctx, l4_off, flow, &tcp_flags);
+	if (!l3.later_fragment) {
+		err = flow_load_ports(ctx, l3.l4_off, flow, &tcp_flags);
 		if (err)
 			return err;
-		if (is_ndisc(ctx, flow, l4_off)) {
+		if (is_ndisc(ctx, flow, l3.l4_off)) {
 			count_forward(ctx, DIR, TRELLIS_FWD_TO_POD);
 			return TC_ACT_OK;
 		}
 	}
-	err = policy_gate(ctx, cfg, flow, tcp_flags, ctx->len, l4_off, later_fragment, TRELLIS_CT_F_VIA_STACK,
+	err = policy_gate(ctx, cfg, flow, tcp_flags, ctx->len, l3.l4_off, l3.later_fragment, TRELLIS_CT_F_VIA_STACK,
 			  &ct_flags);
 	if (err)
 		return err;

@@ -19,44 +19,23 @@
 /* Returns a TC_ACT_* verdict, or a (negative) drop reason for the exit to report. */
 static __always_inline int handle_to_underlay(struct __sk_buff *ctx, struct trellis_ct_key *flow)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	int later_fragment = 0, err;
+	struct l3_info l3 = {};
 	__u8 tcp_flags = 0;
-	__u32 l4_off, policy_id;
+	__u32 policy_id;
+	int err;
 
 	if ((ctx->mark & TRELLIS_MARK_TAG_MASK) != TRELLIS_MARK_SERVICE)
 		return TC_ACT_OK;
 	policy_id = trellis_mark_policy_id(ctx->mark);
-	if ((void *)(eth + 1) > data_end)
-		return TRELLIS_DROP_INVALID_PACKET;
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = (void *)(eth + 1);
-
-		if ((void *)(ip + 1) > data_end || ip->version != 4 || ip->ihl < 5)
-			return TRELLIS_DROP_INVALID_PACKET;
-		flow_set_v4(flow, ip);
-		later_fragment = (ip->frag_off & bpf_htons(IPV4_FRAG_OFFSET)) != 0;
-		l4_off = ETH_HLEN + ip->ihl * 4;
-	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
-		int l4;
-
-		if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
-			return TRELLIS_DROP_INVALID_PACKET;
-		flow_set_v6(flow, ip6);
-		l4 = ipv6_skip_exthdr(ctx, ETH_HLEN + sizeof(*ip6), flow, &later_fragment);
-		if (l4 < 0)
-			return l4;
-		l4_off = l4;
-	} else {
+	err = flow_parse_l3(ctx, flow, &l3);
+	if (err == FLOW_NOT_IP)
 		return TC_ACT_OK;
-	}
+	if (err)
+		return err;
 	/* Non-first fragments carry no ports; the first one was checked (see policy_gate). */
-	if (later_fragment)
+	if (l3.later_fragment)
 		return TC_ACT_OK;
-	err = flow_load_ports(ctx, l4_off, flow, &tcp_flags);
+	err = flow_load_ports(ctx, l3.l4_off, flow, &tcp_flags);
 	if (err)
 		return err;
 	if (!policy_allows(policy_id, TRELLIS_POLICY_EGRESS, flow->family, flow->daddr, flow->proto, flow->dport))

@@ -13,14 +13,8 @@ extension Netlink {
     /// - existingIsFine: an identical address already present counts as success (ensure-style).
     public func addAddress(_ address: IPNetwork, index: Int32, noDAD: Bool = true,
                            noPrefixRoute: Bool = false, existingIsFine: Bool = false) throws(NetlinkError) {
-        guard let a = rtnl_addr_alloc() else {
-            throw NetlinkError("allocate address", kind: .other, reason: "out of memory")
-        }
+        let a = try addressObject(address, index: index)
         defer { rtnl_addr_put(a) }
-        let local = NLAddr(address)
-        rtnl_addr_set_ifindex(a, index)
-        rtnl_addr_set_family(a, address.family == .v4 ? AF_INET : AF_INET6)
-        try nlCheck("set address \(address)", rtnl_addr_set_local(a, local.raw))
         var flags: UInt32 = 0
         if noDAD, address.family == .v6 { flags |= UInt32(IFA_F_NODAD) }
         if noPrefixRoute { flags |= UInt32(IFA_F_NOPREFIXROUTE) }
@@ -36,14 +30,8 @@ extension Netlink {
     /// Removes `address` (with its prefix length) from a link; false when it was not there.
     @discardableResult
     public func deleteAddress(_ address: IPNetwork, index: Int32) throws(NetlinkError) -> Bool {
-        guard let a = rtnl_addr_alloc() else {
-            throw NetlinkError("allocate address", kind: .other, reason: "out of memory")
-        }
+        let a = try addressObject(address, index: index)
         defer { rtnl_addr_put(a) }
-        let local = NLAddr(address)
-        rtnl_addr_set_ifindex(a, index)
-        rtnl_addr_set_family(a, address.family == .v4 ? AF_INET : AF_INET6)
-        try nlCheck("set address \(address)", rtnl_addr_set_local(a, local.raw))
         let rc = rtnl_addr_delete(sock, a, 0)
         if rc < 0 {
             let e = NetlinkError("delete address \(address) from \(describeLink(index))", nlCode: rc)
@@ -51,6 +39,22 @@ extension Netlink {
             throw e
         }
         return true
+    }
+
+    /// A libnl address object for `address` on link `index` (the caller puts it).
+    private func addressObject(_ address: IPNetwork, index: Int32) throws(NetlinkError) -> OpaquePointer {
+        guard let a = rtnl_addr_alloc() else {
+            throw NetlinkError("allocate address", kind: .other, reason: "out of memory")
+        }
+        let local = NLAddr(address)
+        rtnl_addr_set_ifindex(a, index)
+        rtnl_addr_set_family(a, address.family == .v4 ? AF_INET : AF_INET6)
+        let rc = rtnl_addr_set_local(a, local.raw)
+        if rc < 0 {
+            rtnl_addr_put(a)
+            throw NetlinkError("set address \(address)", nlCode: rc)
+        }
+        return a
     }
 
     /// The addresses on a link (all families), with their prefix lengths.

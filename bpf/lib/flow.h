@@ -112,3 +112,52 @@ static __always_inline int flow_load_ports(struct __sk_buff *ctx, __u32 off,
 	}
 	return 0;
 }
+
+/* Where the L3 header of an Ethernet frame left off (flow_parse_l3). */
+struct l3_info {
+	__u32 l4_off;       /* offset of the L4 header */
+	int later_fragment; /* a fragment other than the first: no L4 header */
+	__u8 tos;           /* IPv4 TOS / IPv6 traffic class */
+};
+
+#define FLOW_NOT_IP 1
+
+/*
+ * Reads the IPv4 or IPv6 header of the frame into `flow` and `l3`. Returns 0, FLOW_NOT_IP for
+ * any other ethertype (ARP, ...), or a drop reason for a malformed header.
+ */
+static __always_inline int flow_parse_l3(struct __sk_buff *ctx, struct trellis_ct_key *flow, struct l3_info *l3)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return TRELLIS_DROP_INVALID_PACKET;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+
+		if ((void *)(ip + 1) > data_end || ip->version != 4 || ip->ihl < 5)
+			return TRELLIS_DROP_INVALID_PACKET;
+		flow_set_v4(flow, ip);
+		l3->tos = ip->tos;
+		l3->later_fragment = (ip->frag_off & bpf_htons(IPV4_FRAG_OFFSET)) != 0;
+		l3->l4_off = ETH_HLEN + ip->ihl * 4;
+		return 0;
+	}
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		int l4;
+
+		if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
+			return TRELLIS_DROP_INVALID_PACKET;
+		flow_set_v6(flow, ip6);
+		l3->tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
+		l4 = ipv6_skip_exthdr(ctx, ETH_HLEN + sizeof(*ip6), flow, &l3->later_fragment);
+		if (l4 < 0)
+			return l4;
+		l3->l4_off = l4;
+		return 0;
+	}
+	return FLOW_NOT_IP;
+}
