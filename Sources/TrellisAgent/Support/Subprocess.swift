@@ -47,21 +47,24 @@ enum Subprocess {
         _ = FileManager.default.createFile(atPath: files[0], contents: Data(stdin), attributes: [.posixPermissions: 0o600])
         _ = FileManager.default.createFile(atPath: files[1], contents: nil, attributes: [.posixPermissions: 0o600])
         _ = FileManager.default.createFile(atPath: files[2], contents: nil, attributes: [.posixPermissions: 0o600])
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: resolve(argv[0]))
-        process.arguments = Array(argv.dropFirst())
-        guard let input = FileHandle(forReadingAtPath: files[0]), let output = FileHandle(forWritingAtPath: files[1]),
-              let errors = FileHandle(forWritingAtPath: files[2]) else {
+        guard let input = FileHandle(forReadingAtPath: files[0]), let output = FileHandle(forUpdatingAtPath: files[1]),
+              let errors = FileHandle(forUpdatingAtPath: files[2]) else {
             throw SystemError("open the temporary files of \(argv[0])")
         }
         defer { try? input.close(); try? output.close(); try? errors.close() }
+        // Open, they need no names: gone from /tmp now, even if this process is killed later.
+        for f in files { unlink(f) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: resolve(argv[0]))
+        process.arguments = Array(argv.dropFirst())
         process.standardInput = input
         process.standardOutput = output
         process.standardError = errors
         try process.run()
         process.waitUntilExit()
-        return Result(status: process.terminationStatus,
-                      stdout: Array(FileManager.default.contents(atPath: files[1]) ?? Data()),
-                      stderr: Array(FileManager.default.contents(atPath: files[2]) ?? Data()))
+        func readAll(_ h: FileHandle) -> [UInt8] {
+            (try? h.seek(toOffset: 0)).flatMap { _ in try? h.readToEnd() }.map(Array.init) ?? []
+        }
+        return Result(status: process.terminationStatus, stdout: readAll(output), stderr: readAll(errors))
     }
 }
