@@ -6,7 +6,7 @@
 #   hack/image-rootfs.sh [--bin DIR] [--bpf DIR] OUT
 #
 #   --bin DIR   the static release binaries (default: swift build -c release --show-bin-path)
-#   --bpf DIR   from_pod.bpf.o, to_pod.bpf.o, from_underlay.bpf.o (default: .build/bpf)
+#   --bpf DIR   the datapath's objects, one per bpf/*.bpf.c (default: .build/bpf)
 #   TRELLIS_IMAGE_STRIP=0   keep the executables' symbol tables
 #
 # Contents (merged-/usr layout like Debian's):
@@ -54,7 +54,9 @@ for exe in trellis trellis-agent trellisctl; do
   [ -x "$bin/$exe" ] || die "$bin/$exe is missing (hack/build-release.sh builds it)"
   file -L "$bin/$exe" | grep -q 'statically linked' || die "$bin/$exe is not a static executable"
 done
-objects=(from_pod.bpf.o to_pod.bpf.o from_underlay.bpf.o)
+# Every program of the datapath (bpf/*.bpf.c): the agent loads them all or refuses to start.
+objects=()
+for src in "$(dirname "$0")"/../bpf/*.bpf.c; do objects+=("$(basename "${src%.c}").o"); done
 for o in "${objects[@]}"; do
   [ -f "$bpf/$o" ] || die "$bpf/$o is missing (hack/build-bpf.sh builds it)"
 done

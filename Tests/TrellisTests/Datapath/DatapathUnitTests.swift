@@ -22,6 +22,13 @@ struct DatapathLayoutTests {
         #expect(MemoryLayout<trellis_service>.size == 4)
     }
 
+    @Test("the loader loads exactly the programs bpf/ holds (the image and the build ship them all)")
+    func objectFilesMatchSources() throws {
+        let sources = try FileManager.default.contentsOfDirectory(atPath: DP.repoRoot + "/bpf")
+            .filter { $0.hasSuffix(".bpf.c") }.map { String($0.dropLast(2)) + ".o" }
+        #expect(Set(sources) == Set(Datapath.objectFiles))
+    }
+
     @Test("DropReason mirrors the C drop codes")
     func dropReasons() {
         let c: [(DropReason, trellis_drop_reason)] = [
