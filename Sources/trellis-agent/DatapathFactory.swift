@@ -8,7 +8,7 @@ import TrellisDatapath
 
 /// The one place that decides which datapath the agent programs.
 ///
-/// The eBPF datapath: the objects `from_pod.bpf.o`, `to_pod.bpf.o`, `from_underlay.bpf.o` from
+/// The eBPF datapath: the objects `Datapath.objectFiles` (one per bpf/*.bpf.c) from
 /// the first folder of `config.bpfObjectSearchPath` that has them all, maps pinned under
 /// `config.bpffsDir` (which must be on a bpffs), programmed through `BPFDatapathProgrammer`.
 /// A datapath that cannot be loaded fails the agent's start (exit 1), so a DaemonSet restarts
