@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "TrellisIPAM", dependencies: ["TrellisNet", "TrellisJSON"]),
         // NetworkPolicy: model, parser, reference evaluator, identities and the compiler to
         // datapath map entries. Pure logic, no syscalls.
-        .target(name: "TrellisPolicy", dependencies: ["TrellisNet"]),
+        .target(name: "TrellisPolicy", dependencies: ["TrellisNet", "TrellisJSON"]),
         .target(name: "TrellisNetlink", dependencies: ["CNetlink", "TrellisNet"]),
         .target(name: "TrellisPlugin",
                 dependencies: ["TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisNet"]),

@@ -151,10 +151,13 @@ static __always_inline int from_pod_ipv6(struct __sk_buff *ctx, const struct tre
 		count_forward(ctx, DIR, TRELLIS_FWD_STACK);
 		return TC_ACT_OK;
 	}
-	/* ipv6_source_check found the source to be an endpoint of this interface. */
-	src = endpoint_of(flow->family, flow->saddr);
-	if (service_markable(src) && is_service(flow->family, flow->daddr))
-		return to_service(ctx, cfg, flow, tcp_flags, later_fragment, src, DIR);
+	/* ipv6_source_check found the source to be an endpoint of this interface; it is looked up
+	 * again only for Service traffic, which needs its policy id. */
+	if (is_service(flow->family, flow->daddr)) {
+		src = endpoint_of(flow->family, flow->saddr);
+		if (service_markable(src))
+			return to_service(ctx, cfg, flow, tcp_flags, later_fragment, src, DIR);
+	}
 	err = policy_gate(ctx, cfg, flow, tcp_flags, ctx->len, l4, later_fragment, 0, &ct_flags);
 	if (err)
 		return err;

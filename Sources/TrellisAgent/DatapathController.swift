@@ -20,8 +20,9 @@ actor DatapathController {
     private(set) var overlay = OverlayReconciler()
     private(set) var overlayRoutes = OverlayRoutesReconciler()
     private(set) var services = ServiceReconciler()
-    /// The overlay device as last ensured, and whether `to_overlay` is on it.
+    /// The overlay device as last ensured (and what was asked of it), and where `to_overlay` is.
     private var overlayDevice: OverlayDevice?
+    private var overlayWanted: (name: String, mtu: Int, addresses: [IPAddress])?
     private var overlayAttached: Int32?
     private(set) var policy: PolicyReconciler
     private(set) var registry = EndpointRegistry()
@@ -88,10 +89,29 @@ actor DatapathController {
             log.info("underlay program attached", metadata: ["underlay.ifindex": "\(underlayIfindex)"])
             underlayAttached = underlayIfindex
         }
-        let device = try programmer.ensureOverlayDevice(name: overlayName, mtu: podMTU, addresses: routers)
+        // The device is looked at (a dozen netlink requests) when what it should be changes;
+        // the sweep makes sure it is still there in between.
+        let wanted = overlayWanted
+        if overlayDevice == nil || wanted?.name != overlayName || wanted?.mtu != podMTU || wanted?.addresses != routers {
+            overlayWanted = (overlayName, podMTU, routers)
+            try ensureOverlay(log)
+        }
+    }
+
+    /// Whether the overlay device no longer exists under its name (a failed look-up says nothing).
+    private func overlayIsGone(_ device: OverlayDevice) -> Bool {
+        let found: LinkFacts?
+        do { found = try links.link(index: device.ifindex) } catch { return false }
+        return found?.name != device.name
+    }
+
+    /// The overlay device as `overlayWanted` says, with `to_overlay` on it.
+    private func ensureOverlay(_ log: Logger) throws {
+        guard let wanted = overlayWanted else { return }
+        let device = try programmer.ensureOverlayDevice(name: wanted.name, mtu: wanted.mtu, addresses: wanted.addresses)
         if device != overlayDevice {
             log.info("overlay device ready", metadata: ["overlay.device": "\(device.name)", "overlay.ifindex": "\(device.ifindex)",
-                                                        "mtu": "\(podMTU)"])
+                                                        "mtu": "\(wanted.mtu)"])
             overlayDevice = device
         }
         if overlayAttached != device.ifindex {
@@ -204,9 +224,25 @@ actor DatapathController {
         return true
     }
 
+    /// Endpoints whose host veth went away, and the overlay device (recreated and routed again
+    /// if someone deleted it).
     func sweep() {
+        let endpoints = registry.count
         var failures = registry.sweep(programmer: programmer, links: links, logger: logger)
-        if synced { failures += reprogramPolicy() }
+        if synced && registry.count != endpoints { failures += reprogramPolicy() }
+        // One look at the overlay device: only a missing (or renamed) one costs more.
+        if let device = overlayDevice, overlayIsGone(device) {
+            logger.warning("overlay device \(device.name) is gone; making it again")
+            do {
+                try ensureOverlay(logger)
+                if let now = overlayDevice {
+                    failures += overlayRoutes.reconcile(tunnels: overlay.programmed.tunnels, routers: nodeConfig?.routers ?? [],
+                                                        device: now, programmer: programmer, logger: logger)
+                }
+            } catch {
+                failures.append(ReconcileFailure(object: "overlay device", error: "\(error)"))
+            }
+        }
         for f in failures { logger.error("endpoint sweep: \(f)") }
         publish(failures)
     }

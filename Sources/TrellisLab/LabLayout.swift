@@ -33,7 +33,7 @@ public struct LabLayout: Sendable {
     }
 
     /// What the lab puts directly in its state directory; `down` removes these and nothing else.
-    static let ownEntries: Set<String> = ["lab.json", ".lock", "manifests", "nodes", "pods", "service-proxy.nft"]
+    static let ownEntries: Set<String> = ["lab.json", ".lock", "manifests", "nodes", "pods", "service-proxy.nft", "service-proxy.nft.next"]
 
     /// ` --state DIR` for hints, empty for the default directory.
     var stateFlag: String {

@@ -129,11 +129,15 @@ extension Lab {
     func programServiceProxies(_ state: LabState) throws(LabError) {
         let script = LabServices.proxyScript(state.services ?? [], pods: state.pods)
         let path = layout.serviceProxyScript
-        try Sys.writeAtomically(Data(script.utf8), to: path)
+        // Most publishes (a pod's Pending, then Running) change no backend: nothing to do.
+        if Sys.readFile(path) == Data(script.utf8) { return }
+        // The applied script keeps its name only once every node took it (a failure is retried).
+        let next = path + ".next"
+        try Sys.writeAtomically(Data(script.utf8), to: next)
         for node in state.nodes {
             let out = layout.stateDir + "/nodes/\(node.name)/logs/service-proxy.log"
             let ref = try Processes.spawn(selfExecutable, ["lab", "exec", "--netns", LabLayout.netnsPath(node.netns), "--",
-                                                           "nft", "-f", path],
+                                                           "nft", "-f", next],
                                           environment: ["PATH": Self.searchPath], stdout: out)
             let code = Processes.wait(ref.pid, timeout: 30)
             guard code == 0 else {
@@ -141,6 +145,7 @@ extension Lab {
                                + Sys.tail(out, lines: 3).joined(separator: " | "))
             }
         }
+        guard rename(next, path) == 0 else { throw Sys.fail("rename \(next)") }
     }
 }
 

@@ -1,13 +1,13 @@
-/// A decoded JSON or YAML document as a tree: what the policy parser reads.
-///
-/// TrellisPolicy depends on TrellisNet only, so it cannot take the agent's `JSONValue`; this is
-/// the same shape, and there are three easy ways to build one:
+import TrellisJSON
+
+/// A decoded JSON or YAML document as a tree: what the policy parser reads. The same shape as
+/// `JSONValue` (which it converts to and from, and which writes it), plus what the parser needs
+/// of its own: `Hashable`, `Decodable` and literals. Three easy ways to build one:
 ///
 /// - from any `Decoder`: `PolicyValue` is `Decodable`, so
 ///   `try JSONDecoder().decode(PolicyValue.self, from: data)` or Yams'
 ///   `try YAMLDecoder().decode(PolicyValue.self, from: text)` give a tree directly;
-/// - from the agent's `JSONValue` with a five-line recursive mapping (the cases correspond one
-///   to one: `.object(members)` -> `.object(members.map { ($0.key, convert($0.value)) })`);
+/// - from a `JSONValue`: `PolicyValue(json)`;
 /// - in code and tests, with literals: `["metadata": ["name": "deny"], "spec": ["podSelector": [:]]]`.
 ///
 /// Objects keep their members in order (the last of repeated keys wins on lookup).
@@ -107,5 +107,33 @@ extension PolicyValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, Exp
     public init(arrayLiteral elements: PolicyValue...) { self = .array(elements) }
     public init(dictionaryLiteral elements: (String, PolicyValue)...) {
         self = .object(elements.map { (key: $0.0, value: $0.1) })
+    }
+}
+
+extension PolicyValue {
+    /// The same tree from a `JSONValue` (the cases correspond one to one).
+    public init(_ json: JSONValue) {
+        switch json {
+        case .null: self = .null
+        case .bool(let b): self = .bool(b)
+        case .number(let n): self = .number(n)
+        case .string(let s): self = .string(s)
+        case .array(let items): self = .array(items.map(PolicyValue.init))
+        case .object(let members): self = .object(members.map { (key: $0.key, value: PolicyValue($0.value)) })
+        }
+    }
+}
+
+extension JSONValue {
+    /// The same tree as a `JSONValue`, to write it.
+    public init(_ value: PolicyValue) {
+        switch value {
+        case .null: self = .null
+        case .bool(let b): self = .bool(b)
+        case .number(let n): self = .number(n)
+        case .string(let s): self = .string(s)
+        case .array(let items): self = .array(items.map(JSONValue.init))
+        case .object(let members): self = .object(members.map { JSONMember(key: $0.key, value: JSONValue($0.value)) })
+        }
     }
 }

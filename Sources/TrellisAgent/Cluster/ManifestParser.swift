@@ -22,6 +22,19 @@ public enum ClusterObject: Sendable, Equatable {
     }
 }
 
+extension ClusterSnapshot {
+    /// Adds (or replaces) one object read from a manifest.
+    public mutating func insert(_ object: ClusterObject) {
+        switch object {
+        case .node(let n): nodes[n.name] = n
+        case .namespace(let n): namespaces[n.name] = n
+        case .pod(let p): pods[p.key] = p
+        case .networkPolicy(let p): policies[p.key] = p
+        case .service(let s): services[s.key] = s
+        }
+    }
+}
+
 /// What one manifest file holds: the objects read, and the objects that were skipped because
 /// a field was wrong (each named, with the field).
 public struct ManifestContent: Sendable, Equatable {
@@ -220,19 +233,5 @@ extension ManifestParser {
             if !service.addresses.contains(ip) { service.addresses.append(ip) }
         }
         return service
-    }
-}
-
-extension PolicyValue {
-    /// The same tree in the policy parser's terms (TrellisPolicy depends on no JSON module).
-    init(_ json: JSONValue) {
-        switch json {
-        case .null: self = .null
-        case .bool(let b): self = .bool(b)
-        case .number(let n): self = .number(n)
-        case .string(let s): self = .string(s)
-        case .array(let items): self = .array(items.map(PolicyValue.init))
-        case .object(let members): self = .object(members.map { (key: $0.key, value: PolicyValue($0.value)) })
-        }
     }
 }

@@ -236,13 +236,7 @@ public struct ManifestScanner {
                                    metadata: ["file.path": .string(path), "file.earlier": .string(earlier)])
                 }
                 origin[id] = path
-                switch object {
-                case .node(let n): snapshot.nodes[n.name] = n
-                case .namespace(let n): snapshot.namespaces[n.name] = n
-                case .pod(let p): snapshot.pods[p.key] = p
-                case .networkPolicy(let p): snapshot.policies[p.key] = p
-                case .service(let s): snapshot.services[s.key] = s
-                }
+                snapshot.insert(object)
             }
             if let rv = content.highestResourceVersion {
                 highest = max(highest ?? 0, rv)

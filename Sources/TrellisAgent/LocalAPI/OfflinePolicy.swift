@@ -30,13 +30,7 @@ public enum OfflinePolicy {
             let content = try ManifestParser.parse(String(decoding: data, as: UTF8.self), path: file)
             problems += content.problems.map { "\(file): \($0)" }
             for object in content.objects {
-                switch object {
-                case .node(let n): snapshot.nodes[n.name] = n
-                case .namespace(let n): snapshot.namespaces[n.name] = n
-                case .pod(let p): snapshot.pods[p.key] = p
-                case .networkPolicy(let p): snapshot.policies[p.key] = p
-                case .service(let s): snapshot.services[s.key] = s
-                }
+                snapshot.insert(object)
             }
         }
         // Pods of namespaces no file declares still have the namespace's name label.

@@ -57,24 +57,21 @@ struct PolicyInputs: Sendable, Equatable {
     /// The engine changes that lead from `old` to these inputs: what appears or changes first
     /// (namespaces, nodes, pods, then policies), then what goes (policies, pods, nodes,
     /// namespaces), each kind in key order so that a pass is reproducible.
+    /// (Runs on every pass and every CNI ADD: only what differs is sorted.)
     func changes(from old: PolicyInputs) -> [PolicyChange] {
+        func changed<K: Comparable, V: Equatable>(_ new: [K: V], _ old: [K: V]) -> [V] {
+            new.filter { old[$0.key] != $0.value }.sorted { $0.key < $1.key }.map(\.value)
+        }
         var out: [PolicyChange] = []
-        for (name, ns) in namespaces.sorted(by: { $0.key < $1.key }) where old.namespaces[name] != ns {
-            out.append(.upsertNamespace(ns))
-        }
-        for (name, node) in nodes.sorted(by: { $0.key < $1.key }) where old.nodes[name] != node {
-            out.append(.upsertNode(node))
-        }
-        for (key, pod) in pods.sorted(by: { $0.key < $1.key }) where old.pods[key] != pod {
-            out.append(.upsertPod(pod))
-        }
-        for (key, policy) in policies.sorted(by: { $0.key < $1.key }) where old.policies[key] != policy {
-            out.append(.upsertPolicy(policy))
-        }
-        for key in old.policies.keys.sorted() where policies[key] == nil { out.append(.removePolicy(key)) }
-        for key in old.pods.keys.sorted() where pods[key] == nil { out.append(.removePod(key)) }
-        for name in old.nodes.keys.sorted() where nodes[name] == nil { out.append(.removeNode(name)) }
-        for name in old.namespaces.keys.sorted() where namespaces[name] == nil { out.append(.removeNamespace(name)) }
+        out += changed(namespaces, old.namespaces).map(PolicyChange.upsertNamespace)
+        out += changed(nodes, old.nodes).map(PolicyChange.upsertNode)
+        out += changed(pods, old.pods).map(PolicyChange.upsertPod)
+        out += changed(policies, old.policies).map(PolicyChange.upsertPolicy)
+        func gone<K: Comparable, V>(_ old: [K: V], _ new: [K: V]) -> [K] { old.keys.filter { new[$0] == nil }.sorted() }
+        out += gone(old.policies, policies).map(PolicyChange.removePolicy)
+        out += gone(old.pods, pods).map(PolicyChange.removePod)
+        out += gone(old.nodes, nodes).map(PolicyChange.removeNode)
+        out += gone(old.namespaces, namespaces).map(PolicyChange.removeNamespace)
         return out
     }
 }

@@ -139,6 +139,9 @@ final class RecordingProgrammer: DatapathProgrammer, @unchecked Sendable {
 
     /// The overlay device `ensureOverlayDevice` hands out.
     static let overlayDevice = OverlayDevice(ifindex: 900, name: "trellis_ovl", mac: MACAddress(bytes: [2, 0, 0, 0, 9, 0])!)
+    /// The devices of the agent under test: `ensureOverlayDevice` creates its device there, as
+    /// the real one does in the node's namespace.
+    let devices = Locked<FakeLinks?>(nil)
 
     private let lock = NSLock()
     private var _calls: [Call] = []
@@ -189,6 +192,7 @@ final class RecordingProgrammer: DatapathProgrammer, @unchecked Sendable {
     func deleteEndpoint(ip: IPAddress) throws { try record(.deleteEndpoint(ip)) { $0.endpoints[ip] = nil } }
     func ensureOverlayDevice(name: String, mtu: Int, addresses: [IPAddress]) throws -> OverlayDevice {
         try record(.ensureOverlayDevice(name, mtu, addresses)) { _ in }
+        devices.current?.add(LinkFacts(index: Self.overlayDevice.ifindex, name: Self.overlayDevice.name, mtu: mtu))
         return Self.overlayDevice
     }
     func attachOverlay(_ device: OverlayDevice) throws { try record(.attachOverlay(device.ifindex)) { _ in } }

@@ -43,6 +43,7 @@ struct AgentRig {
         mkdir(dir.path + "/manifests", 0o755)
         self.programmer = programmer
         self.links = links
+        programmer.devices.withLock { $0 = links }
         var config = try AgentConfig.parse(yaml: """
             nodeName: a
             manifestsDir: \(dir.path)/manifests
@@ -240,6 +241,29 @@ extension AgentSuite {
                     .deleteTunnel(net("10.244.9.0/24")), .deletePeer(ip("192.168.50.9")),
                     .upsertOverlayRoute(net("10.244.2.0/24"), ip("10.244.1.1")),
                 ], "\(programmer.calls)")
+                try await rig.stop()
+            }
+        }
+
+        @Test("the overlay device: made once, not on every snapshot; made again by the sweep when deleted")
+        func overlayDeviceKept() async throws {
+            try await AgentRig.with { rig in
+                rig.manifests.write("n.yaml", AgentRig.node("a", ["10.244.1.0/24"], "192.168.50.1") + "---\n"
+                                    + AgentRig.node("b", ["10.244.2.0/24"], "192.168.50.2"))
+                #expect(await eventually { rig.agent.board.isReady })
+                func ensures() -> Int { rig.programmer.calls.filter { if case .ensureOverlayDevice = $0 { true } else { false } }.count }
+                #expect(ensures() == 1)
+                rig.manifests.write("c.yaml", AgentRig.node("c", ["10.244.3.0/24"], "192.168.50.3"))
+                #expect(await eventually { rig.programmer.state.overlayRoutes[net("10.244.3.0/24")] != nil })
+                try await Task.sleep(for: .milliseconds(300))   // a few sweeps
+                #expect(ensures() == 1, "\(rig.programmer.calls)")
+
+                // Someone deletes it (its routes go with it): the next sweep makes it and routes it again.
+                rig.links.remove(index: RecordingProgrammer.overlayDevice.ifindex)
+                rig.programmer.clearCalls()
+                #expect(await eventually { ensures() == 1 })
+                #expect(rig.log.contains(.warning, "overlay device trellis_ovl is gone"))
+                #expect(try rig.links.link(index: RecordingProgrammer.overlayDevice.ifindex) != nil)
                 try await rig.stop()
             }
         }

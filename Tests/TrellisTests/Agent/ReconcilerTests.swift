@@ -280,5 +280,20 @@ extension AgentSuite {
             #expect(f2.isEmpty && wrote && !r.needsResync)
             #expect(p.state.policy == r.engine.policyMap && p.state.ipcache == r.engine.ipcache)
         }
+
+        @Test("service addresses by difference; only a removal starts a new policy generation")
+        func services() {
+            let p = RecordingProgrammer()
+            let log = TestLog()
+            var r = ServiceReconciler()
+            #expect(r.reconcile(to: [ip("10.96.0.10"), ip("10.96.0.11")], programmer: p, logger: log.logger).isEmpty)
+            #expect(p.calls == [.upsertService(ip("10.96.0.10")), .upsertService(ip("10.96.0.11"))])
+            p.clearCalls()
+            #expect(r.reconcile(to: [ip("10.96.0.10"), ip("10.96.0.11")], programmer: p, logger: log.logger).isEmpty)
+            #expect(p.calls.isEmpty, "nothing changed, nothing written")
+            #expect(r.reconcile(to: [ip("10.96.0.10"), ip("10.96.0.12")], programmer: p, logger: log.logger).isEmpty)
+            #expect(p.calls == [.upsertService(ip("10.96.0.12")), .deleteService(ip("10.96.0.11")), .bumpPolicyGeneration])
+            #expect(p.state.services == [ip("10.96.0.10"), ip("10.96.0.12")])
+        }
     }
 }

@@ -19,10 +19,6 @@ struct LabServiceTests {
         LabE2E.ctl(args + ["--state", state], timeout: timeout)
     }
 
-    func probe(_ from: String, _ to: String, _ port: String, _ state: String) -> Bool {
-        ctl(["lab", "probe", from, to, port, "--timeout", "1"], state).code == 0
-    }
-
     /// Every (from, to, port, expected) probe; all mismatches in one message.
     func expectProbes(_ cases: [(String, String, String, Bool)], _ state: String, _ what: String) {
         var wrong: [String] = []
