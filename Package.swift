@@ -28,6 +28,10 @@ let package = Package(
 
         .target(name: "TrellisNet"),
         .target(name: "TrellisJSON"),
+        // What crosses a process or language boundary, defined once: the datapath mode, the
+        // endpoint entry, drop reasons and events, the CNI-to-agent handshake. Pure Swift, no
+        // Foundation, so that the plugin links it without cost.
+        .target(name: "TrellisCore", dependencies: ["TrellisNet", "TrellisJSON"]),
         .target(name: "TrellisCNI", dependencies: ["TrellisNet", "TrellisJSON"]),
         .target(name: "TrellisIPAM", dependencies: ["TrellisNet", "TrellisJSON"]),
         // NetworkPolicy: model, parser, reference evaluator, identities and the compiler to
@@ -35,11 +39,11 @@ let package = Package(
         .target(name: "TrellisPolicy", dependencies: ["TrellisNet", "TrellisJSON"]),
         .target(name: "TrellisNetlink", dependencies: ["CNetlink", "TrellisNet"]),
         .target(name: "TrellisPlugin",
-                dependencies: ["TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisNet"]),
+                dependencies: ["TrellisCore", "TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisNet"]),
         // The eBPF datapath: map/struct layouts shared with bpf/ (C), and its Swift loader.
         .target(name: "CTrellisBPF"),
         .target(name: "TrellisDatapath",
-                dependencies: ["CLibbpf", "CTrellisBPF", "TrellisNet", "TrellisNetlink", "TrellisPolicy"]),
+                dependencies: ["CLibbpf", "CTrellisBPF", "TrellisCore", "TrellisNet", "TrellisNetlink", "TrellisPolicy"]),
 
         .executableTarget(name: "trellis", dependencies: ["TrellisPlugin", "TrellisNetlink"]),
         // The Kubernetes API client: typed objects, credentials, requests, watches and the
@@ -57,7 +61,7 @@ let package = Package(
         // The node agent's logic (config, cluster state, reconcilers, servers), as a library
         // so that the tests drive it in-process; the executable only wires it up.
         .target(name: "TrellisAgent", dependencies: [
-            "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisNetlink", "TrellisPolicy", "TrellisKube",
+            "TrellisCore", "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisNetlink", "TrellisPolicy", "TrellisKube",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -70,16 +74,16 @@ let package = Package(
         // The local multi-node lab behind `trellisctl lab` (network namespaces, real binaries).
         // It reads manifests and talks to the agents as the agent's own library does.
         .target(name: "TrellisLab", dependencies: [
-            "TrellisNetlink", "TrellisNet", "TrellisJSON", "CNetlink", "TrellisPolicy", "TrellisAgent",
+            "TrellisCore", "TrellisNetlink", "TrellisNet", "TrellisJSON", "CNetlink", "TrellisPolicy", "TrellisAgent",
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "trellisctl", dependencies: [
-            "TrellisCNI", "TrellisLab", "TrellisAgent", "TrellisPolicy", "TrellisJSON", "TrellisNet",
+            "TrellisCore", "TrellisCNI", "TrellisLab", "TrellisAgent", "TrellisPolicy", "TrellisJSON", "TrellisNet",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "TrellisTests", dependencies: [
-            "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisPlugin",
+            "TrellisCore", "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisPlugin",
             "TrellisDatapath", "TrellisPolicy", "TrellisLab", "TrellisKube",
             "TrellisAgent", .product(name: "Logging", package: "swift-log"),
             .product(name: "InMemoryLogging", package: "swift-log"),
