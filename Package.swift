@@ -17,6 +17,13 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        // The agent's metrics (swift-metrics API, Prometheus exposition), start-up and graceful
+        // shutdown (ServiceGroup), the nft subprocess, and errno/file descriptors. Agent only.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // C libraries, through pkg-config for their include paths. The module maps name the
@@ -64,11 +71,22 @@ let package = Package(
             "TrellisCore", "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisNetlink", "TrellisPolicy", "TrellisKube",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
+            // The health and metrics endpoint is an NIOHTTP1 server (see HealthServer for why
+            // not Hummingbird).
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Subprocess", package: "swift-subprocess"),
+            .product(name: "SystemPackage", package: "swift-system"),
         ]),
         .executableTarget(name: "trellis-agent", dependencies: [
             "TrellisAgent", "TrellisDatapath", "TrellisPolicy",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             "CLibbpf",
         ]),
         // The local multi-node lab behind `trellisctl lab` (network namespaces, real binaries).

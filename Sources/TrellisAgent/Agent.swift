@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import TrellisJSON
 import TrellisKube
 import TrellisNet
@@ -52,16 +53,18 @@ public struct AgentDependencies: Sendable {
 /// overlay and the ipcache on every cluster snapshot, keeps the masquerade table, writes the
 /// conflist, and then reports ready.
 ///
-/// `run()` returns when its task is cancelled (SIGTERM): it stops serving and removes its
-/// socket, and leaves every program, map and nft rule in place, so traffic keeps flowing
-/// until the next agent takes over.
-public final class Agent: Sendable {
+/// `run()` returns when its task is cancelled or shut down gracefully (SIGTERM): it stops
+/// serving and removes its socket, and leaves every program, map and nft rule in place, so
+/// traffic keeps flowing until the next agent takes over.
+public final class Agent: ServiceLifecycle.Service, Sendable {
     public let config: AgentConfig
     public let board = StatusBoard()
     private let logger: Logger
     private let deps: AgentDependencies
     /// The port the health server bound (interesting when the config asked for port 0).
     private let boundHealthPort = Locked<UInt16?>(nil)
+    /// The agent's own metrics registry (never the global `MetricsSystem`), rendered by /metrics.
+    public let metrics = MetricsExposition()
 
     public init(config: AgentConfig, logger: Logger, dependencies: AgentDependencies) {
         var l = logger
@@ -78,6 +81,11 @@ public final class Agent: Sendable {
         case tick
     }
 
+    /// Runs until its task is cancelled or a graceful shutdown (SIGTERM in the executable's
+    /// ServiceGroup) reaches it. The health server binds first, so that a port in use fails
+    /// start-up before anything else is touched; then its services start in order, and a
+    /// graceful shutdown stops them in reverse: the reconciler (handshake socket, monitors,
+    /// source) first, the health server last.
     public func run() async throws {
         logger.info("trellis-agent starting", metadata: [
             "config.source": "\(config.source.rawValue)", "datapath.mode": "\(config.datapathMode.rawValue)",
@@ -85,17 +93,26 @@ public final class Agent: Sendable {
         board.notReady("loading the datapath")
         let programmerBox = Locked<(any DatapathProgrammer)?>(nil)
         let health = try HealthServer(address: config.healthAddress, logger: logger, report: { [board] in board.report },
-                                      extraMetrics: { programmerBox.current?.metrics() ?? [:] })
+                                      extraMetrics: { programmerBox.current?.metrics() ?? [:] }, metrics: metrics)
         boundHealthPort.withLock { $0 = health.port }
-        health.start()
-        do {
-            try await serve(programmerBox: programmerBox)
-        } catch {
-            await health.stop()
-            throw error
+        let reconciler = ReconcilerService { [self] in
+            try await cancelWhenGracefulShutdown { try await self.serve(programmerBox: programmerBox) }
         }
-        await health.stop()
+        // The reconciler ending, by shutdown or failure, ends the agent: the group shuts the
+        // health server down and rethrows the reconciler's error, if any.
+        let services = ServiceGroup(configuration: ServiceGroupConfiguration(services: [
+            .init(service: health),
+            .init(service: reconciler, successTerminationBehavior: .gracefullyShutdownGroup,
+                  failureTerminationBehavior: .gracefullyShutdownGroup),
+        ], logger: logger))
+        try await services.run()
         logger.info("trellis-agent stopping; the datapath stays programmed")
+    }
+
+    /// Loads the datapath, then reconciles until cancelled.
+    private struct ReconcilerService: ServiceLifecycle.Service {
+        let body: @Sendable () async throws -> Void
+        func run() async throws { try await body() }
     }
 
     private func serve(programmerBox: Locked<(any DatapathProgrammer)?>) async throws {

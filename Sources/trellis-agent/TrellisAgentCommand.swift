@@ -1,8 +1,8 @@
 import ArgumentParser
 import CLibbpf
-import Dispatch
 import Foundation
 import Logging
+import ServiceLifecycle
 import TrellisAgent
 
 /// The node agent (docs/agent.md). Runs until SIGTERM or SIGINT, then exits 0 leaving the
@@ -84,22 +84,11 @@ struct TrellisAgentCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
 
-        // SIGTERM/SIGINT cancel the agent's task; run() then stops serving and returns.
-        let task = Task { try await agent.run() }
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let signals = [SIGTERM, SIGINT].map { sig in
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler {
-                logger.info("signal \(sig == SIGTERM ? "SIGTERM" : "SIGINT") received, stopping")
-                task.cancel()
-            }
-            s.resume()
-            return s
-        }
-        defer { signals.forEach { $0.cancel() } }
+        // SIGTERM/SIGINT shut the agent down gracefully; run() then stops serving and returns.
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
-            try await task.value
+            try await group.run()
         } catch {
             logger.critical("trellis-agent failed: \(error)")
             throw ExitCode(1)

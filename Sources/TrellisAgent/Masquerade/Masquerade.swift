@@ -78,7 +78,7 @@ public struct NftApplier: MasqueradeApplier {
     public init(command: [String] = ["nft"]) { self.command = command }
 
     public func apply(script: String) async throws {
-        let result = try await Subprocess.run(command + ["-f", "-"], stdin: Array(script.utf8))
+        let result = try await ExternalCommand.run(command + ["-f", "-"], stdin: Array(script.utf8))
         guard result.status == 0 else {
             throw SubprocessError(command: command + ["-f", "-"], status: result.status, stderr: result.stderrText)
         }

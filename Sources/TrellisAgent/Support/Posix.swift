@@ -2,18 +2,21 @@
 import Glibc
 #endif
 import Foundation
+import SystemPackage
 
-/// A failed system call: which call, on what, and errno's text.
+/// A failed system call: which call, on what, and swift-system's `Errno` (its description is
+/// strerror's text).
 public struct SystemError: Error, CustomStringConvertible, Sendable {
     public let operation: String
-    public let code: Int32
+    public let errno: Errno
 
-    public init(_ operation: String, errno code: Int32 = errno) {
+    /// `code` defaults to the calling thread's errno: create the error right after the call.
+    public init(_ operation: String, errno code: Int32 = Glibc.errno) {
         self.operation = operation
-        self.code = code
+        self.errno = Errno(rawValue: code)
     }
 
-    public var description: String { "\(operation): \(String(cString: strerror(code)))" }
+    public var description: String { "\(operation): \(errno)" }
 }
 
 enum Posix {

@@ -3,8 +3,8 @@ import Glibc
 #endif
 import Foundation
 
-/// An accept loop on its own thread, one thread per connection: the shape both the handshake
-/// socket and the health endpoint need. Their traffic is a handful of short requests, so
+/// An accept loop on its own thread, one thread per connection: the shape the handshake
+/// socket needs (the health endpoint is on SwiftNIO). Its traffic is short requests, so
 /// blocking calls on dedicated threads keep the code simple and never occupy the cooperative
 /// thread pool.
 ///

@@ -77,7 +77,7 @@ extension AgentSuite {
             #expect(conf.ranges.map(\.subnet.description) == ["10.77.1.0/24"])
             #expect(conf.mtu == 65486)  // lo's 65536 - 50
             #expect(try await unixRequestAsync(dir.file("run/agent.sock"), #"{"op":"status"}"#) == #"{"ok":true,"ready":true}"#)
-            let healthz = try await Subprocess.run([IT.ipTool, "netns", "exec", ns, "bash", "-c",
+            let healthz = try await ExternalCommand.run([IT.ipTool, "netns", "exec", ns, "bash", "-c",
                                                     "exec 3<>/dev/tcp/127.0.0.1/9876; printf 'GET /readyz HTTP/1.1\\r\\n\\r\\n' >&3; cat <&3"])
             #expect(healthz.stdoutText.hasPrefix("HTTP/1.1 200 OK"), "\(healthz.stdoutText) \(healthz.stderrText)")
 
@@ -87,7 +87,7 @@ extension AgentSuite {
             #expect(p.terminationStatus == 0, "\(log())")
             #expect(!FileManager.default.fileExists(atPath: dir.file("run/agent.sock")))
             #expect(FileManager.default.fileExists(atPath: conflist))
-            let table = try await Subprocess.run([IT.ipTool, "netns", "exec", ns, "nft", "list", "table", "inet", "trellis"])
+            let table = try await ExternalCommand.run([IT.ipTool, "netns", "exec", ns, "nft", "list", "table", "inet", "trellis"])
             #expect(table.stdoutText.contains("ip saddr 10.77.1.0/24 ip daddr != @cluster_v4 masquerade"), "\(table.stdoutText)")
             #expect(log().contains("ready"))
             #expect(log().contains("the datapath stays programmed"))

@@ -71,3 +71,43 @@ extension AgentSuite {
         }
     }
 }
+
+extension AgentSuite {
+    @Suite("Agent metrics exposition")
+    struct MetricsExpositionTests {
+        @Test("HELP and TYPE from the definitions, labels parsed with escapes, counters grow and reset, registries apart")
+        func publishing() {
+            let exposition = MetricsExposition()
+            var lines = exposition.render([
+                AgentMetrics.snapshots: 3, AgentMetrics.endpoints: 2.5,
+                #"x_total{path="a\"b",kind="c"}"#: 7,
+            ]).split(separator: "\n").map(String.init)
+            #expect(lines.contains("# HELP \(AgentMetrics.snapshots) Cluster state snapshots received from the source."))
+            #expect(lines.contains("# TYPE \(AgentMetrics.snapshots) counter"))
+            #expect(lines.contains("\(AgentMetrics.snapshots) 3"))
+            #expect(lines.contains("# TYPE \(AgentMetrics.endpoints) gauge"))
+            #expect(lines.contains("\(AgentMetrics.endpoints) 2.5"))
+            #expect(lines.contains(#"x_total{path="a\"b",kind="c"} 7"#))
+
+            // Totals from the sources: growth is added; a total that went down starts again.
+            lines = exposition.render([AgentMetrics.snapshots: 5, AgentMetrics.endpoints: 1, #"x_total{path="a\"b",kind="c"}"#: 2])
+                .split(separator: "\n").map(String.init)
+            #expect(lines.contains("\(AgentMetrics.snapshots) 5"))
+            #expect(lines.contains("\(AgentMetrics.endpoints) 1"))
+            #expect(lines.contains(#"x_total{path="a\"b",kind="c"} 2"#))
+
+            // Another agent's registry (or a test's) sees none of it.
+            #expect(!MetricsExposition().render([:]).contains(AgentMetrics.snapshots))
+        }
+
+        @Test("sample keys: name alone, labels in order, malformed label sets kept as the name")
+        func splitLabels() {
+            #expect(AgentMetrics.splitLabels("a_total").name == "a_total")
+            let labelled = AgentMetrics.splitLabels(#"a{direction="from_pod",kind="encap"}"#)
+            #expect(labelled.name == "a")
+            #expect(labelled.labels.map { "\($0.0)=\($0.1)" } == ["direction=from_pod", "kind=encap"])
+            #expect(AgentMetrics.splitLabels(#"a{direction=from_pod}"#).labels.isEmpty)
+            #expect(AgentMetrics.splitLabels(#"a{direction="open}"#).labels.isEmpty)
+        }
+    }
+}

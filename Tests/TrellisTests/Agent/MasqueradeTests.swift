@@ -72,7 +72,7 @@ extension AgentSuite {
             try await applier.apply(script: first)
             // Applied twice: the table is replaced, not duplicated.
             try await applier.apply(script: first)
-            let listed = try await Subprocess.run(["ip", "netns", "exec", name, "nft", "list", "table", "inet", "trellis"])
+            let listed = try await ExternalCommand.run(["ip", "netns", "exec", name, "nft", "list", "table", "inet", "trellis"])
             #expect(listed.status == 0, "\(listed.stderrText)")
             let text = listed.stdoutText
             #expect(text.contains("type nat hook postrouting priority srcnat; policy accept;"), "\(text)")
@@ -83,14 +83,14 @@ extension AgentSuite {
 
             // New pod CIDR: replaced in one transaction.
             try await applier.apply(script: MasqueradeRules.script(enabled: true, podCIDRs: [net("10.244.9.0/24")], clusterCIDRs: []))
-            let after = try await Subprocess.run(["ip", "netns", "exec", name, "nft", "list", "table", "inet", "trellis"]).stdoutText
+            let after = try await ExternalCommand.run(["ip", "netns", "exec", name, "nft", "list", "table", "inet", "trellis"]).stdoutText
             #expect(after.contains("ip saddr 10.244.9.0/24") && !after.contains("10.244.1.0/24") && !after.contains("ip6"), "\(after)")
 
             // Disabled: the table is gone (and removing it again is fine).
             let off = MasqueradeRules.script(enabled: false, podCIDRs: [], clusterCIDRs: [])
             try await applier.apply(script: off)
             try await applier.apply(script: off)
-            let gone = try await Subprocess.run(["ip", "netns", "exec", name, "nft", "list", "tables"]).stdoutText
+            let gone = try await ExternalCommand.run(["ip", "netns", "exec", name, "nft", "list", "tables"]).stdoutText
             #expect(!gone.contains("trellis"), "\(gone)")
 
             // A failing script reports nft's error.
