@@ -1,4 +1,5 @@
-import TrellisJSON
+import TrellisAgent
+import TrellisNet
 import Yams
 
 /// The files the lab writes for a node: the agent's config, and the conflist of a node that
@@ -32,29 +33,22 @@ extension Lab {
         }
     }
 
-    /// The conflist of a node without agent: the plugin alone, no `agentSocket`.
-    func standaloneConflist(_ node: NodeRecord, _ state: LabState) -> String {
-        let ranges = node.podCIDRs.map { "{\"subnet\": \(Self.json($0))}" }.joined(separator: ", ")
-        return """
-        {
-          "cniVersion": "1.1.0",
-          "name": "trellis",
-          "plugins": [
-            {
-              "type": "trellis",
-              "mode": \(Self.json(state.datapath)),
-              "mtu": \(Self.standaloneMTU),
-              "ipam": {
-                "ranges": [\(ranges)],
-                "dataDir": \(Self.json(layout.ipamDir(node.name)))
-              }
-            }
-          ]
+    /// Pod MTU of the standalone conflist: what the agent derives from the lab's underlay.
+    static let standaloneMTU = underlayMTU - AgentConfig.geneveOverhead
+
+    /// Writes the conflist of a node without agent: the agent's conflist (one definition, in
+    /// ConflistWriter) without `agentSocket`, so the plugin works alone.
+    func writeStandaloneConflist(_ node: NodeRecord, _ state: LabState) throws {
+        guard let mode = DatapathMode(rawValue: state.datapath) else {
+            throw LabError("datapath \(state.datapath): ebpf or bridge")
         }
-
-        """
+        var cidrs: [IPNetwork] = []
+        for text in node.podCIDRs {
+            guard let cidr = IPNetwork(text) else { throw LabError("\(node.name): pod CIDR \(text) is not a CIDR") }
+            cidrs.append(cidr)
+        }
+        let conflist = ConflistWriter.render(mode: mode, mtu: Self.standaloneMTU, agentSocket: nil, podCIDRs: cidrs,
+                                             ipamDataDir: layout.ipamDir(node.name))
+        try ConflistWriter(directory: layout.cniConfDir(node.name), fileName: LabLayout.conflistName).write(conflist)
     }
-
-    /// `s` as a JSON string literal (quoted and escaped).
-    static func json(_ s: String) -> String { JSONValue.string(s).serialized }
 }

@@ -179,7 +179,7 @@ extension Lab {
             try startAgents(&state, timeout: o.readyTimeout)
         } else {
             for node in state.nodes {
-                try Sys.writeAtomically(standaloneConflist(node, state), to: layout.conflist(node.name))
+                try writeStandaloneConflist(node, state)
             }
             say("no agents (--no-agent): standalone conflists written; pods reach each other on a node, nothing crosses nodes")
         }

@@ -36,8 +36,6 @@ public final class Lab: @unchecked Sendable {
     static let searchPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     static let underlayBridge = "br0"
     static let underlayMTU = 1500
-    /// Pod MTU of the standalone conflist: what the agent derives from a 1500 underlay.
-    static let standaloneMTU = 1450
 
     static func requireRoot() throws(LabError) {
         guard geteuid() == 0 else {
