@@ -15,7 +15,7 @@ extension Lab {
         var madeLockFile = false
         if Sys.isDirectory(layout.stateDir) {
             madeLockFile = !Sys.exists(layout.lockFile)
-            lock = try Sys.lock(layout.lockFile) { say("waiting for another lab command on \(layout.stateDir)...") }
+            lock = try lockState()
             do {
                 state = try LabState.load(layout)
             } catch {

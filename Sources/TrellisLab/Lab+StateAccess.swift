@@ -2,9 +2,15 @@ import Foundation
 
 /// Reading the lab's state: under its lock for commands that change it, without for reads.
 extension Lab {
+    /// Takes the lock that serialises lab commands on this state directory (DIR/.lock), saying
+    /// so while another command holds it.
+    func lockState() throws(LabError) -> Int32 {
+        try Sys.lock(layout.lockFile) { say("waiting for another lab command on \(layout.stateDir)...") }
+    }
+
     func lockAndLoad() throws -> (fd: Int32, state: LabState) {
         guard Sys.isDirectory(layout.stateDir) else { throw noLab() }
-        let fd = try Sys.lock(layout.lockFile) { say("waiting for another lab command on \(layout.stateDir)...") }
+        let fd = try lockState()
         do {
             guard let state = try LabState.load(layout) else { throw noLab() }
             guard state.phase == .ready else {
