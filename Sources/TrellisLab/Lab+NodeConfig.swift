@@ -1,4 +1,5 @@
 import TrellisAgent
+import TrellisCore
 import TrellisNet
 import Yams
 

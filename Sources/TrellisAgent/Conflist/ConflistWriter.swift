@@ -24,11 +24,12 @@ public struct ConflistWriter: Sendable {
     public var path: String { directory + "/" + fileName }
 
     /// The conflist for this node: one `trellis` plugin with an IPAM range per pod CIDR.
-    /// `agentSocket` nil: the plugin alone, with no agent to ask (the lab's `--no-agent` nodes).
     public static func render(mode: DatapathMode, mtu: Int, agentSocket: String?, podCIDRs: [IPNetwork],
                               ipamDataDir: String) -> JSONValue {
         let ranges: [JSONValue] = podCIDRs.map { .object([("subnet", .string($0.network.description))]) }
-        let plugin = JSONValue.object([   // absent members (a nil agentSocket) are left out
+        // A nil agentSocket leaves the member out: the plugin alone, with no agent to ask (the
+        // lab's --no-agent nodes).
+        let plugin = JSONValue.object([
             ("type", .string("trellis")),
             ("mode", .string(mode.rawValue)),
             ("mtu", .int(mtu)),
