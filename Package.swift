@@ -93,6 +93,8 @@ let package = Package(
         // It reads manifests and talks to the agents as the agent's own library does.
         .target(name: "TrellisLab", dependencies: [
             "TrellisCore", "TrellisNetlink", "TrellisNet", "TrellisJSON", "CNetlink", "TrellisPolicy", "TrellisAgent",
+            "TrellisKube",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "trellisctl", dependencies: [

@@ -12,6 +12,17 @@ public struct ProcessRef: Codable, Sendable, Equatable {
     public var startTime: UInt64
 }
 
+/// The lab's processes, started with posix_spawn rather than swift-subprocess (1.0.2), which
+/// does not fit them:
+/// - agents, pod servers, pod runners outlive the command that starts them (`lab up` exits,
+///   `lab down` in another process stops them by recorded PID and start time), while every
+///   `Subprocess.run` is async and awaits its child's exit before it returns, and 1.0.2 has no
+///   detached spawn;
+/// - the short runs (the plugin for CNI ADD/DEL, nft) are waited for from synchronous code,
+///   with a deadline and SIGKILL past it, stdin from a file and output to files kept beside
+///   the pod; `run` would need an async bridge and a timeout built around it, for no gain.
+/// Both need what the spawn below sets: default signal dispositions and an empty mask (the
+/// lab ignores SIGINT while it cleans up), a new session, no inherited descriptors.
 enum Processes {
     /// Start time and state letter of a PID, nil when there is no such process.
     static func procStat(_ pid: Int32) -> (startTime: UInt64, state: Character)? {

@@ -24,14 +24,16 @@ public struct ConflistWriter: Sendable {
     public var path: String { directory + "/" + fileName }
 
     /// The conflist for this node: one `trellis` plugin with an IPAM range per pod CIDR.
-    public static func render(mode: DatapathMode, mtu: Int, agentSocket: String, podCIDRs: [IPNetwork],
+    public static func render(mode: DatapathMode, mtu: Int, agentSocket: String?, podCIDRs: [IPNetwork],
                               ipamDataDir: String) -> JSONValue {
         let ranges: [JSONValue] = podCIDRs.map { .object([("subnet", .string($0.network.description))]) }
+        // A nil agentSocket leaves the member out: the plugin alone, with no agent to ask (the
+        // lab's --no-agent nodes).
         let plugin = JSONValue.object([
             ("type", .string("trellis")),
             ("mode", .string(mode.rawValue)),
             ("mtu", .int(mtu)),
-            ("agentSocket", .string(agentSocket)),
+            ("agentSocket", agentSocket.map(JSONValue.string)),
             ("ipam", .object([("ranges", .array(ranges)), ("dataDir", .string(ipamDataDir))])),
         ])
         return .object([
