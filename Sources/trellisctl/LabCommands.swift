@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TrellisCore
 import TrellisLab
 
 /// `trellisctl lab ...`: the local multi-node lab (see TrellisLab).
@@ -50,9 +51,8 @@ func labRun(_ body: () throws -> Void) throws {
     }
 }
 
-enum DatapathMode: String, ExpressibleByArgument, CaseIterable {
-    case ebpf, bridge
-}
+/// `--datapath bridge|ebpf`: TrellisCore's mode, read by the argument parser.
+extension DatapathMode: ExpressibleByArgument {}
 
 struct LabUp: ParsableCommand {
     static let configuration = CommandConfiguration(
