@@ -39,7 +39,7 @@ let package = Package(
         // endpoint entry, drop reasons and events, the CNI-to-agent handshake. Pure Swift, no
         // Foundation, so that the plugin links it without cost.
         .target(name: "TrellisCore", dependencies: ["TrellisNet", "TrellisJSON"]),
-        .target(name: "TrellisCNI", dependencies: ["TrellisNet", "TrellisJSON"]),
+        .target(name: "TrellisCNI", dependencies: ["TrellisCore", "TrellisNet", "TrellisJSON"]),
         .target(name: "TrellisIPAM", dependencies: ["TrellisNet", "TrellisJSON"]),
         // NetworkPolicy: model, parser, reference evaluator, identities and the compiler to
         // datapath map entries. Pure logic, no syscalls.

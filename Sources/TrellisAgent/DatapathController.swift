@@ -1,4 +1,5 @@
 import Logging
+import TrellisCore
 import TrellisNet
 import TrellisPolicy
 
@@ -143,10 +144,10 @@ actor DatapathController {
 
     // MARK: handshake
 
-    func handle(_ request: HandshakeRequest) async -> HandshakeAnswer {
+    func handle(_ request: AgentRequest) async -> AgentAnswer {
         board.add(AgentMetrics.handshakes)
         switch request {
-        case .status:
+        case .handshake(.status):
             return .status(ready: board.isReady)
         case .agentStatus:
             return .document(status().jsonMembers)
@@ -154,7 +155,7 @@ actor DatapathController {
             return .document(req.answer(policy.engine))
         case .monitor:
             return .failure("monitor streams: it is served by the socket server, not answered")
-        case .add(let req):
+        case .handshake(.add(let req)):
             do {
                 try await add(req)
                 publish([])
@@ -163,7 +164,7 @@ actor DatapathController {
                 publish([ReconcileFailure(object: "endpoint", error: error.description)])
                 return .failure(error.description)
             }
-        case .del(let req):
+        case .handshake(.del(let req)):
             do {
                 try registry.delete(req, programmer: programmer, links: links, logger: logger)
                 // An endpoint the agent only knows from the maps (adopted) is found by the sweep.

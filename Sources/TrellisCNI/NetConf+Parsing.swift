@@ -1,3 +1,4 @@
+import TrellisCore
 import TrellisNet
 
 extension NetConf {
@@ -55,11 +56,10 @@ extension NetConf {
                        validAttachments: try parseValidAttachments(top))
     }
 
-    private static func parseMode(_ top: JSONObjectReader) throws(CNIError) -> Mode {
+    private static func parseMode(_ top: JSONObjectReader) throws(CNIError) -> DatapathMode {
         guard let raw = try top.string("mode") else { return .bridge }
-        guard let mode = Mode(rawValue: raw) else {
-            let known = Mode.allCases.map(\.rawValue).joined(separator: ", ")
-            throw .unsupportedField("mode: \"\(raw)\" is not supported (supported modes: \(known))")
+        guard let mode = DatapathMode(rawValue: raw) else {
+            throw .unsupportedField("mode: \"\(raw)\" is not supported (supported modes: \(DatapathMode.allowedValues))")
         }
         return mode
     }
@@ -136,7 +136,8 @@ extension NetConf {
 
         let rangeStart = try address("rangeStart") ?? firstUsable
         let rangeEnd = try address("rangeEnd") ?? lastUsable
-        let gateway = try address("gateway") ?? firstUsable
+        // The agent writes its ranges without a gateway and expects this very rule.
+        let gateway = try address("gateway") ?? subnet.defaultGateway!
         guard rangeStart <= rangeEnd else {
             throw CNIError.invalidConfig("\(entry.path): rangeStart \(rangeStart) is after rangeEnd \(rangeEnd)")
         }

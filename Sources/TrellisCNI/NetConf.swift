@@ -1,15 +1,9 @@
+import TrellisCore
 import TrellisNet
 
 /// The plugin's network configuration (docs/cni-config.md), with every default resolved and
 /// every value validated, so the plugin never has to re-check it.
 public struct NetConf: Sendable, Equatable {
-    public enum Mode: String, Sendable, CaseIterable {
-        /// Host veths enslaved to a per-node bridge that holds the gateway addresses.
-        case bridge
-        /// No bridge: per-pod host routes, gateway addresses on the `hostDevice` veth.
-        case ebpf
-    }
-
     public static let defaultBridgeName = "trellis0"
     public static let defaultHostDevice = "trellis_host"
     public static let defaultMTU = 1500
@@ -24,7 +18,7 @@ public struct NetConf: Sendable, Equatable {
     /// The version the runtime speaks; results and errors are written in it.
     public let cniVersion: String
     public let name: String
-    public let mode: Mode
+    public let mode: DatapathMode
     public let bridgeName: String
     public let hostDevice: String
     public let mtu: Int
@@ -46,7 +40,7 @@ public struct NetConf: Sendable, Equatable {
 
     /// Takes the values as they are, without the checks `parse` makes: for callers (tests
     /// mostly) that build a config in code.
-    public init(cniVersion: String, name: String, mode: Mode = .bridge,
+    public init(cniVersion: String, name: String, mode: DatapathMode = .bridge,
                 bridgeName: String = NetConf.defaultBridgeName,
                 hostDevice: String = NetConf.defaultHostDevice, mtu: Int = NetConf.defaultMTU,
                 ranges: [IPRange], reserved: [IPNetwork] = [], dataDir: String = NetConf.defaultDataDir,

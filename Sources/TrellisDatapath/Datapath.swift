@@ -1,5 +1,6 @@
 import CLibbpf
 import CTrellisBPF
+import TrellisCore
 import TrellisNet
 import TrellisNetlink
 import TrellisPolicy

@@ -1,4 +1,5 @@
 import CTrellisBPF
+import TrellisCore
 import TrellisNet
 import TrellisPolicy
 

@@ -1,13 +1,5 @@
+import TrellisCore
 import TrellisNet
-
-/// How pods are connected on the node (the CNI config's `mode`).
-public enum DatapathMode: String, Sendable, CaseIterable {
-    /// Host veths are bridge ports: same-node traffic is switched by the bridge; `from_pod` lets
-    /// it through and `to_pod` (egress of the host veth) sees what the bridge delivers.
-    case bridge
-    /// No bridge: `from_pod` routes same-node traffic itself (bpf_redirect_peer).
-    case ebpf
-}
 
 /// Node-wide settings the programs read on every packet (map `trellis_config`): changing them
 /// needs no reload.
@@ -42,28 +34,6 @@ public struct NodeConfig: Sendable, Equatable {
         self.routerIPv6 = routerIPv6
         self.overlayIfindex = overlayIfindex
         self.overlayMAC = overlayMAC
-    }
-}
-
-/// A pod address on this node (map `trellis_endpoints`).
-public struct EndpointEntry: Sendable, Equatable {
-    /// The pod's host-side veth.
-    public var hostIfindex: Int32
-    /// MAC of the pod's interface: the only source MAC the pod may send with.
-    public var podMAC: MACAddress
-    /// MAC of the host-side veth: the pod's gateway neighbour, source of frames delivered to it.
-    public var hostMAC: MACAddress
-    /// The pod's label identity (informational: policy resolves addresses through the ipcache).
-    public var identity: UInt32
-    /// The key of the pod's entries in `trellis_policy`; 0: none, so all its traffic is denied.
-    public var policyID: UInt32
-
-    public init(hostIfindex: Int32, podMAC: MACAddress, hostMAC: MACAddress, identity: UInt32 = 0, policyID: UInt32 = 0) {
-        self.hostIfindex = hostIfindex
-        self.podMAC = podMAC
-        self.hostMAC = hostMAC
-        self.identity = identity
-        self.policyID = policyID
     }
 }
 

@@ -23,7 +23,7 @@ extension Lab {
             ("cniConfName", W.s(LabLayout.conflistName)),
             ("ipamDataDir", W.s(layout.ipamDir(node.name))),
             ("underlayDevice", W.s("eth0")),
-            ("datapathMode", W.s(state.datapath)),
+            ("datapathMode", W.s(state.datapath.rawValue)),
             ("healthAddress", W.s("127.0.0.1:9876")),
         ]
         do {
@@ -40,9 +40,7 @@ extension Lab {
     /// Writes the conflist of a node without agent: the agent's conflist (one definition, in
     /// ConflistWriter) without `agentSocket`, so the plugin works alone.
     func writeStandaloneConflist(_ node: NodeRecord, _ state: LabState) throws {
-        guard let mode = DatapathMode(rawValue: state.datapath) else {
-            throw LabError("datapath \(state.datapath): ebpf or bridge")
-        }
+        let mode = state.datapath
         var cidrs: [IPNetwork] = []
         for text in node.podCIDRs {
             guard let cidr = IPNetwork(text) else { throw LabError("\(node.name): pod CIDR \(text) is not a CIDR") }

@@ -1,4 +1,5 @@
 import Foundation
+import TrellisCore
 
 /// `lab status`: the lab's nodes, pods, policies and services, as recorded and as alive now.
 extension Lab {
@@ -41,7 +42,7 @@ extension Lab {
         public var labID: String
         public var stateDir: String
         public var phase: String
-        public var datapath: String
+        public var datapath: DatapathMode
         public var agents: Bool
         public var underlayNetns: String
         public var nodes: [NodeStatus]
@@ -54,7 +55,7 @@ extension Lab {
 
         public var json: [String: Any] {
             [
-                "labID": labID, "stateDir": stateDir, "phase": phase, "datapath": datapath, "agents": agents,
+                "labID": labID, "stateDir": stateDir, "phase": phase, "datapath": datapath.rawValue, "agents": agents,
                 "policies": policies, "revision": revision,
                 "services": services.map { s -> [String: Any] in
                     ["namespace": s.namespace, "name": s.name, "clusterIP": s.clusterIP, "ports": s.ports, "backends": s.backends]

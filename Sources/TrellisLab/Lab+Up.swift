@@ -1,4 +1,5 @@
 import Foundation
+import TrellisCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,14 +9,14 @@ import Glibc
 extension Lab {
     public struct UpOptions: Sendable {
         public var nodes: Int
-        public var datapath: String
+        public var datapath: DatapathMode
         public var agents: Bool
         public var bpfDir: String?
         public var readyTimeout: Double
         public var keepOnFailure: Bool
         /// Kubernetes mode: the cluster state lives in this API server (see Lab+Kubernetes).
         public var kubeconfig: String?
-        public init(nodes: Int, datapath: String = "ebpf", agents: Bool = true, bpfDir: String? = nil,
+        public init(nodes: Int, datapath: DatapathMode = .ebpf, agents: Bool = true, bpfDir: String? = nil,
                     readyTimeout: Double = 30, keepOnFailure: Bool = false, kubeconfig: String? = nil) {
             self.nodes = nodes
             self.datapath = datapath
@@ -32,9 +33,6 @@ extension Lab {
         // Everything that can be checked before anything is made.
         guard (1...LabLayout.maxNodes).contains(o.nodes) else {
             throw LabError("--nodes \(o.nodes): the lab runs 1 to \(LabLayout.maxNodes) nodes")
-        }
-        guard ["ebpf", "bridge"].contains(o.datapath) else {
-            throw LabError("--datapath \(o.datapath): ebpf or bridge")
         }
         let bins = binDir(nil)
         guard Sys.isExecutable(bins + "/trellis") else {

@@ -1,4 +1,5 @@
 import Foundation
+import TrellisCore
 import TrellisPolicy
 
 /// Everything a lab made, recorded before it is made (names, paths) or right after (PIDs),
@@ -15,7 +16,7 @@ public struct LabState: Codable, Sendable {
     public var labID: String
     public var stateDir: String
     public var phase: Phase
-    public var datapath: String
+    public var datapath: DatapathMode
     public var agents: Bool
     public var binDir: String
     public var bpfObjectDir: String?

@@ -1,4 +1,5 @@
 import TrellisCNI
+import TrellisCore
 import TrellisJSON
 import TrellisIPAM
 import TrellisNet
@@ -77,10 +78,13 @@ func cmdAdd(env: CNIEnvironment, conf: NetConf, log: @escaping (String) -> Void)
 
         // With an agent, the pod starts only once its datapath is programmed (fail closed).
         if let socket = conf.agentSocket {
-            let request = AgentClient.addRequest(env: env, netns: netnsPath, hostVeth: hostVeth,
-                                                 podLink: podLink, addresses: allocation.addresses)
+            guard let request = HandshakeRequest.AddRequest(env: env, netns: netnsPath, hostVeth: hostVeth,
+                                                            podLink: podLink, addresses: allocation.addresses) else {
+                throw CNIError(code: TrellisErrorCode.datapath,
+                               msg: "\(hostVeth.name) or \(env.ifName) has no MAC address: the agent cannot program the pod")
+            }
             do {
-                try AgentClient(socketPath: socket).call(request)
+                try AgentClient(socketPath: socket).call(.add(request))
             } catch let AgentClient.Failure.unreachable(why) {
                 throw CNIError.tryAgainLater(why)
             } catch {

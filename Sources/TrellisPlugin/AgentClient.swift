@@ -2,12 +2,12 @@
 import Glibc
 #endif
 import TrellisCNI
-import TrellisJSON
+import TrellisCore
 import TrellisNet
 import TrellisNetlink
 
-/// The plugin's side of the CNI handshake with `trellis-agent` (docs/agent.md): one JSON line
-/// out, one JSON line back, over the agent's unix socket.
+/// The plugin's side of the CNI handshake with `trellis-agent` (docs/agent.md): one request
+/// line out, one reply line back, over the agent's unix socket; TrellisCore defines both.
 struct AgentClient {
     let socketPath: String
     /// How long an ADD waits for the agent to program the endpoint.
@@ -27,9 +27,9 @@ struct AgentClient {
         }
     }
 
-    /// Sends `request` and returns the answer object, or throws when the agent says `ok: false`.
+    /// Sends `request` and returns the reply, or throws when the agent refuses (`ok: false`).
     @discardableResult
-    func call(_ request: JSONValue) throws(Failure) -> JSONValue {
+    func call(_ request: HandshakeRequest) throws(Failure) -> HandshakeReply {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .unreachable("trellis-agent at \(socketPath): socket: \(errnoText())") }
         defer { close(fd) }
@@ -37,26 +37,14 @@ struct AgentClient {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
 
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let path = Array(socketPath.utf8)
-        guard path.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+        guard let addr = UnixSocketAddress(path: socketPath) else {
             throw .unreachable("agentSocket \(socketPath): path too long for a unix socket")
         }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: path)
-            raw[path.count] = 0
-        }
-        let connected = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard connected == 0 else {
+        guard addr.withSockaddr({ connect(fd, $0, $1) }) == 0 else {
             throw .unreachable("trellis-agent is not reachable at \(socketPath): \(errnoText())")
         }
 
-        let line = request.bytes + [0x0A]
+        let line = request.line
         var sent = 0
         while sent < line.count {
             let n = line[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -77,37 +65,23 @@ struct AgentClient {
             answer += buf[0..<n]
         }
         if let newline = answer.firstIndex(of: 0x0A) { answer = Array(answer[..<newline]) }
-        guard let reply = try? JSONValue.parse(answer) else {
-            throw .unreachable("trellis-agent at \(socketPath) answered something that is not a JSON object")
+        let reply: HandshakeReply
+        do { reply = try HandshakeReply.decode(answer) } catch {
+            throw .unreachable("trellis-agent at \(socketPath) answered something that is not a reply: \(error)")
         }
-        guard case .bool(true)? = reply["ok"] else {
-            if case .string(let why)? = reply["error"] { throw .refused("trellis-agent: \(why)") }
-            throw .refused("trellis-agent refused without a reason")
-        }
+        if case .failure(let why) = reply { throw .refused("trellis-agent: \(why)") }
         return reply
     }
 }
 
-extension AgentClient {
-    /// The `add` request of docs/agent.md: who the pod is, its host veth, its MACs and addresses.
-    static func addRequest(env: CNIEnvironment, netns: String, hostVeth: LinkInfo, podLink: LinkInfo,
-                           addresses: [IPNetwork]) -> JSONValue {
-        var members: [(String, JSONValue?)] = []
-        members.append(("op", .string("add")))
-        members.append(("containerID", .string(env.containerID)))
-        members.append(("ifname", .string(env.ifName)))
-        members.append(("netns", .string(netns)))
-        members.append(("podNamespace", env.podNamespace.map(JSONValue.string)))
-        members.append(("podName", env.podName.map(JSONValue.string)))
-        members.append(("hostIfname", .string(hostVeth.name)))
-        members.append(("hostIfindex", .int(Int(hostVeth.index))))
-        members.append(("hostMAC", hostVeth.mac.map { JSONValue.string($0.description) }))
-        members.append(("podMAC", podLink.mac.map { JSONValue.string($0.description) }))
-        let hostPrefixes: [String] = addresses.map { a in
-            IPNetwork(address: a.address, prefixLength: a.address.bitWidth)!.description
-        }
-        members.append(("ips", .strings(hostPrefixes)))
-        return .object(members)
+extension HandshakeRequest.AddRequest {
+    /// The ADD of a pod the plugin just wired: who it is, its host veth, its MACs and addresses.
+    /// nil when a link has no MAC (not a veth the plugin made).
+    init?(env: CNIEnvironment, netns: String, hostVeth: LinkInfo, podLink: LinkInfo, addresses: [IPNetwork]) {
+        guard let hostMAC = hostVeth.mac, let podMAC = podLink.mac else { return nil }
+        self.init(containerID: env.containerID, ifname: env.ifName, netns: netns, podNamespace: env.podNamespace,
+                  podName: env.podName, hostIfname: hostVeth.name, hostIfindex: hostVeth.index, hostMAC: hostMAC,
+                  podMAC: podMAC, ips: addresses.map(\.address))
     }
 }
 

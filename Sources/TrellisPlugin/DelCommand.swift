@@ -1,4 +1,5 @@
 import TrellisCNI
+import TrellisCore
 import TrellisJSON
 import TrellisIPAM
 import TrellisNetlink
@@ -24,11 +25,8 @@ func cmdDel(env: CNIEnvironment, conf: NetConf, log: (String) -> Void) throws(CN
     // Best effort: the agent also drops endpoints whose host veth is gone, so DEL never
     // depends on it being up.
     if let socket = conf.agentSocket {
-        let request = JSONValue.object([
-            ("op", .string("del")), ("containerID", .string(env.containerID)),
-            ("ifname", .string(env.ifName)), ("hostIfname", .string(hostVethName)),
-        ])
-        do { try AgentClient(socketPath: socket, timeoutSeconds: 3).call(request) }
+        let request = HandshakeRequest.DelRequest(containerID: env.containerID, ifname: env.ifName, hostIfname: hostVethName)
+        do { try AgentClient(socketPath: socket, timeoutSeconds: 3).call(.del(request)) }
         catch { log("trellis: DEL goes on without the agent: \(error)") }
     }
     // Released after the link is gone, so an address is never on two live interfaces.

@@ -1,4 +1,5 @@
 import TrellisCNI
+import TrellisCore
 import TrellisJSON
 import TrellisIPAM
 import TrellisNet
@@ -23,10 +24,10 @@ func cmdStatus(conf: NetConf) throws(CNIError) {
     }
 
     if let socket = conf.agentSocket {
-        let answer: JSONValue
-        do { answer = try AgentClient(socketPath: socket, timeoutSeconds: 3).call(.object([("op", .string("status"))])) }
+        let reply: HandshakeReply
+        do { reply = try AgentClient(socketPath: socket, timeoutSeconds: 3).call(.status) }
         catch { throw .pluginNotAvailable(error.description) }
-        guard case .bool(true)? = answer["ready"] else {
+        guard reply == .status(ready: true) else {
             throw .pluginNotAvailable("trellis-agent at \(socket) is not ready")
         }
     }

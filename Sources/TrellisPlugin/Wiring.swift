@@ -1,4 +1,5 @@
 import TrellisCNI
+import TrellisCore
 import TrellisNet
 import TrellisNetlink
 
@@ -22,7 +23,7 @@ protocol Wiring {
                        conf: NetConf) throws(NetlinkError) -> String?
 }
 
-func wiring(for mode: NetConf.Mode) -> any Wiring {
+func wiring(for mode: DatapathMode) -> any Wiring {
     switch mode {
     case .bridge: BridgeWiring()
     case .ebpf: RoutedWiring()

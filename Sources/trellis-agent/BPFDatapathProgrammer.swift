@@ -1,5 +1,6 @@
 import Logging
 import TrellisAgent
+import TrellisCore
 import TrellisDatapath
 import TrellisNet
 import TrellisPolicy
@@ -25,10 +26,10 @@ final class BPFDatapathProgrammer: DatapathProgrammer, @unchecked Sendable {
         }
     }
 
-    func setNodeConfig(nodeIP: IPAddress, underlayIfindex: Int32, vni: UInt32, mode: TrellisAgent.DatapathMode,
+    func setNodeConfig(nodeIP: IPAddress, underlayIfindex: Int32, vni: UInt32, mode: DatapathMode,
                        routers: [IPAddress]) throws {
         try datapath.setNodeConfig(NodeConfig(
-            nodeIPv4: nodeIP, underlayIfindex: underlayIfindex, vni: vni, mode: mode == .bridge ? .bridge : .ebpf,
+            nodeIPv4: nodeIP, underlayIfindex: underlayIfindex, vni: vni, mode: mode,
             routerIPv4: routers.first { $0.family == .v4 }, routerIPv6: routers.first { $0.family == .v6 }))
     }
 
@@ -67,20 +68,11 @@ final class BPFDatapathProgrammer: DatapathProgrammer, @unchecked Sendable {
 
     func attachEndpoint(hostIfindex: Int32) throws { try datapath.attachEndpoint(hostIfindex: hostIfindex) }
     func detachEndpoint(hostIfindex: Int32) throws { try datapath.detachEndpoint(hostIfindex: hostIfindex) }
-    func upsertEndpoint(ip: IPAddress, _ e: TrellisAgent.EndpointEntry) throws {
-        try datapath.upsertEndpoint(ip, TrellisDatapath.EndpointEntry(hostIfindex: e.hostIfindex, podMAC: e.podMAC,
-                                                                       hostMAC: e.hostMAC, identity: e.identity,
-                                                                       policyID: e.policyID))
-    }
+    func upsertEndpoint(ip: IPAddress, _ e: EndpointEntry) throws { try datapath.upsertEndpoint(ip, e) }
     func deleteEndpoint(ip: IPAddress) throws { _ = try datapath.deleteEndpoint(ip) }
 
-    func programmedEndpoints() throws -> [IPAddress: TrellisAgent.EndpointEntry] {
-        var out: [IPAddress: TrellisAgent.EndpointEntry] = [:]
-        for (ip, e) in try datapath.endpoints() {
-            out[ip] = TrellisAgent.EndpointEntry(hostIfindex: e.hostIfindex, podMAC: e.podMAC, hostMAC: e.hostMAC,
-                                                 identity: e.identity, policyID: e.policyID)
-        }
-        return out
+    func programmedEndpoints() throws -> [IPAddress: EndpointEntry] {
+        Dictionary(try datapath.endpoints(), uniquingKeysWith: { a, _ in a })
     }
     func programmedTunnels() throws -> [IPNetwork: IPAddress] {
         Dictionary(try datapath.tunnels(), uniquingKeysWith: { a, _ in a })

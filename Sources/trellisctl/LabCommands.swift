@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TrellisCore
 import TrellisLab
 
 /// `trellisctl lab ...`: the local multi-node lab (see TrellisLab).
@@ -50,9 +51,8 @@ func labRun(_ body: () throws -> Void) throws {
     }
 }
 
-enum DatapathMode: String, ExpressibleByArgument, CaseIterable {
-    case ebpf, bridge
-}
+/// `--datapath bridge|ebpf`: TrellisCore's mode, read by the argument parser.
+extension DatapathMode: ExpressibleByArgument {}
 
 struct LabUp: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -88,7 +88,7 @@ struct LabUp: ParsableCommand {
 
     func run() throws {
         try labRun {
-            try options.lab().up(Lab.UpOptions(nodes: nodes, datapath: datapath.rawValue, agents: !noAgent, bpfDir: bpfDir,
+            try options.lab().up(Lab.UpOptions(nodes: nodes, datapath: datapath, agents: !noAgent, bpfDir: bpfDir,
                                                readyTimeout: timeout, keepOnFailure: keepOnFailure, kubeconfig: kubeconfig))
         }
     }

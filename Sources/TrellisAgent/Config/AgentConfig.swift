@@ -1,15 +1,8 @@
 import Foundation
 import Logging
+import TrellisCore
 import TrellisJSON
 import TrellisNet
-
-/// How pods are forwarded on a node; written into the conflist as `mode`.
-public enum DatapathMode: String, Sendable, CaseIterable, Equatable {
-    /// tc programs on each host veth forward with bpf_redirect_peer / bpf_redirect_neigh.
-    case ebpf
-    /// Host veths enslaved to a per-node Linux bridge.
-    case bridge
-}
 
 /// The agent's configuration (docs/agent.md), every default resolved and every value checked.
 public struct AgentConfig: Sendable, Equatable {
@@ -240,9 +233,8 @@ extension AgentConfig {
         c.bpfObjectDir = try absolutePath(r, "bpfObjectDir") ?? c.bpfObjectDir
         c.bpffsDir = try absolutePath(r, "bpffsDir") ?? c.bpffsDir
         if let p = try absolutePath(r, "socketPath") {
-            // sun_path holds 108 bytes including the NUL.
-            guard p.utf8.count < 108 else {
-                throw FieldError("socketPath", "\"\(p)\" is \(p.utf8.count) bytes; a unix socket path has at most 107")
+            guard UnixSocketAddress(path: p) != nil else {
+                throw FieldError("socketPath", "\"\(p)\" is \(p.utf8.count) bytes; a unix socket path has at most \(UnixSocketAddress.maxPathBytes)")
             }
             c.socketPath = p
         }
@@ -264,7 +256,7 @@ extension AgentConfig {
         }
         if let m = try r.string("datapathMode") {
             guard let v = DatapathMode(rawValue: m) else {
-                throw FieldError("datapathMode", "\"\(m)\" is not a datapath mode; use ebpf or bridge")
+                throw FieldError("datapathMode", "\"\(m)\" is not a datapath mode; use one of \(DatapathMode.allowedValues)")
             }
             c.datapathMode = v
         }
@@ -385,7 +377,7 @@ extension AgentConfig {
         # encapsulated.
         overlayDevice: \(d.overlayDevice)
 
-        # ebpf or bridge; written into the conflist as mode.
+        # \(DatapathMode.allCases.map(\.rawValue).joined(separator: " or ")); written into the conflist as mode.
         datapathMode: \(d.datapathMode.rawValue)
 
         # Geneve VNI (0 to \(maxVNI)).

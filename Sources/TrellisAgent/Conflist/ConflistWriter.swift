@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import TrellisCNI
+import TrellisCore
 import TrellisJSON
 import TrellisNet
 
@@ -23,7 +24,9 @@ public struct ConflistWriter: Sendable {
 
     public var path: String { directory + "/" + fileName }
 
-    /// The conflist for this node: one `trellis` plugin with an IPAM range per pod CIDR.
+    /// The conflist for this node: one `trellis` plugin with an IPAM range per pod CIDR, each
+    /// without `gateway`, so that the plugin takes `IPNetwork.defaultGateway`, as the agent's
+    /// `OwnNode.routers` do.
     public static func render(mode: DatapathMode, mtu: Int, agentSocket: String?, podCIDRs: [IPNetwork],
                               ipamDataDir: String) -> JSONValue {
         let ranges: [JSONValue] = podCIDRs.map { .object([("subnet", .string($0.network.description))]) }

@@ -1,25 +1,6 @@
+import TrellisCore
 import TrellisNet
 import TrellisPolicy
-
-/// One local endpoint as the datapath holds it (the endpoint map's value), keyed by pod IP.
-public struct EndpointEntry: Sendable, Equatable, Hashable {
-    /// The host-side veth of the pod.
-    public var hostIfindex: Int32
-    public var podMAC: MACAddress
-    public var hostMAC: MACAddress
-    /// The pod's label identity (informational: policy resolves addresses through the ipcache).
-    public var identity: UInt32
-    /// The key of the pod's entries in the policy map; 0: none (all its traffic is denied).
-    public var policyID: UInt32
-
-    public init(hostIfindex: Int32, podMAC: MACAddress, hostMAC: MACAddress, identity: UInt32, policyID: UInt32) {
-        self.hostIfindex = hostIfindex
-        self.podMAC = podMAC
-        self.hostMAC = hostMAC
-        self.identity = identity
-        self.policyID = policyID
-    }
-}
 
 /// The node's overlay device: a veth pair whose first end the node's stack routes the other
 /// nodes' pod CIDRs into (its tc egress encapsulates) and through which decapsulated replies to
@@ -56,9 +37,8 @@ public struct OverlayDevice: Sendable, Equatable {
 public protocol DatapathProgrammer: AnyObject, Sendable {
     /// Node-wide settings the programs read: this node's underlay IP (the outer source of
     /// Geneve packets), the underlay device, the VNI, the forwarding mode, and the pods'
-    /// gateway addresses on this node (`routers`: one per pod CIDR, the first address after
-    /// the network address, as the plugin configures them; the source of ICMP errors the
-    /// datapath sends to pods).
+    /// gateway addresses on this node (`routers`: one per pod CIDR, its `defaultGateway`, as
+    /// the plugin configures them; the source of ICMP errors the datapath sends to pods).
     func setNodeConfig(nodeIP: IPAddress, underlayIfindex: Int32, vni: UInt32, mode: DatapathMode,
                        routers: [IPAddress]) throws
     /// Attaches (or replaces) the programs of the underlay device: decapsulation at its tc

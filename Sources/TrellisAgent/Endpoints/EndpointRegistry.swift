@@ -1,7 +1,11 @@
 import Logging
+import TrellisCore
 import TrellisNet
 
-/// A pod interface on this node whose datapath the agent programmed.
+/// A pod interface on this node whose datapath the agent programmed: who it is, its addresses,
+/// and the endpoint map's value they share (`entry`, whose fields read through:
+/// `ep.hostIfindex`, `ep.policyID`).
+@dynamicMemberLookup
 public struct LocalEndpoint: Sendable, Equatable {
     /// nil for an endpoint adopted from the pinned maps after a restart (the maps do not know it).
     public var containerID: String?
@@ -10,37 +14,35 @@ public struct LocalEndpoint: Sendable, Equatable {
     public var podName: String?
     /// nil when adopted and the device was already gone.
     public var hostIfname: String?
-    public var hostIfindex: Int32
-    public var hostMAC: MACAddress
-    public var podMAC: MACAddress
     public var ips: [IPAddress]
-    /// The pod's label identity and the key of its policy entries, as its endpoint entries say.
-    public var identity: UInt32
-    public var policyID: UInt32
+    /// The endpoint map's value for each of its addresses: host veth, MACs, the pod's label
+    /// identity and the key of its policy entries.
+    public var entry: EndpointEntry
 
     public init(containerID: String?, ifname: String?, podNamespace: String? = nil, podName: String? = nil,
-                hostIfname: String?, hostIfindex: Int32, hostMAC: MACAddress, podMAC: MACAddress,
-                ips: [IPAddress], identity: UInt32, policyID: UInt32) {
+                hostIfname: String?, ips: [IPAddress], entry: EndpointEntry) {
         self.containerID = containerID
         self.ifname = ifname
         self.podNamespace = podNamespace
         self.podName = podName
         self.hostIfname = hostIfname
-        self.hostIfindex = hostIfindex
-        self.hostMAC = hostMAC
-        self.podMAC = podMAC
         self.ips = ips
-        self.identity = identity
-        self.policyID = policyID
+        self.entry = entry
     }
 
-    /// The endpoint map's value for each of its addresses.
-    var entry: EndpointEntry {
-        EndpointEntry(hostIfindex: hostIfindex, podMAC: podMAC, hostMAC: hostMAC, identity: identity, policyID: policyID)
+    /// The endpoint an ADD asks for, with the identity and policy the agent gave the pod.
+    init(_ req: HandshakeRequest.AddRequest, identity: UInt32, policyID: UInt32) {
+        self.init(containerID: req.containerID, ifname: req.ifname, podNamespace: req.podNamespace, podName: req.podName,
+                  hostIfname: req.hostIfname, ips: req.ips, entry: req.entry(identity: identity, policyID: policyID))
+    }
+
+    public subscript<Value>(dynamicMember field: WritableKeyPath<EndpointEntry, Value>) -> Value {
+        get { entry[keyPath: field] }
+        set { entry[keyPath: field] = newValue }
     }
 
     var logMetadata: Logger.Metadata {
-        var m: Logger.Metadata = ["endpoint.ifindex": "\(hostIfindex)"]
+        var m: Logger.Metadata = ["endpoint.ifindex": "\(entry.hostIfindex)"]
         if let hostIfname { m["endpoint.ifname"] = "\(hostIfname)" }
         if let containerID { m["container.id"] = "\(containerID)" }
         if let podNamespace { m["pod.namespace"] = "\(podNamespace)" }
@@ -50,7 +52,7 @@ public struct LocalEndpoint: Sendable, Equatable {
 
     /// "pod default/web-1 (trl0123456789ab)", for messages.
     var label: String {
-        let device = hostIfname ?? "ifindex \(hostIfindex)"
+        let device = hostIfname ?? "ifindex \(entry.hostIfindex)"
         if let podNamespace, let podName { return "pod \(podNamespace)/\(podName) (\(device))" }
         if let containerID { return "container \(containerID) (\(device))" }
         return "endpoint \(device)"
@@ -87,10 +89,7 @@ public struct EndpointRegistry: Sendable {
     public mutating func add(_ req: HandshakeRequest.AddRequest, identity: UInt32, policyID: UInt32,
                              programmer: any DatapathProgrammer, links: any LinkInspector,
                              logger: Logger) throws(EndpointFailure) {
-        var endpoint = LocalEndpoint(containerID: req.containerID, ifname: req.ifname, podNamespace: req.podNamespace,
-                                     podName: req.podName, hostIfname: req.hostIfname, hostIfindex: req.hostIfindex,
-                                     hostMAC: req.hostMAC, podMAC: req.podMAC, ips: req.ips, identity: identity,
-                                     policyID: policyID)
+        var endpoint = LocalEndpoint(req, identity: identity, policyID: policyID)
         var log = logger
         for (k, v) in endpoint.logMetadata { log[metadataKey: k] = v }
         try Self.checkDevice(req, links: links)
@@ -147,9 +146,7 @@ public struct EndpointRegistry: Sendable {
 
     /// The device must be the one the plugin named: an ifindex alone could be anything.
     static func checkDevice(_ req: HandshakeRequest.AddRequest, links: any LinkInspector) throws(EndpointFailure) {
-        let label = LocalEndpoint(containerID: req.containerID, ifname: req.ifname, podNamespace: req.podNamespace,
-                                  podName: req.podName, hostIfname: req.hostIfname, hostIfindex: req.hostIfindex,
-                                  hostMAC: req.hostMAC, podMAC: req.podMAC, ips: req.ips, identity: 0, policyID: 0).label
+        let label = LocalEndpoint(req, identity: 0, policyID: 0).label
         let device: LinkFacts?
         do { device = try links.link(index: req.hostIfindex) } catch {
             throw EndpointFailure("\(label): cannot look up the host veth: \(error)")
@@ -279,9 +276,7 @@ public struct EndpointRegistry: Sendable {
             let sorted = items.sorted { $0.0 < $1.0 }
             let first = sorted[0].1
             let device = (try? links.link(index: index)) ?? nil
-            let ep = LocalEndpoint(containerID: nil, ifname: nil, hostIfname: device?.name, hostIfindex: index,
-                                   hostMAC: first.hostMAC, podMAC: first.podMAC, ips: sorted.map(\.0),
-                                   identity: first.identity, policyID: first.policyID)
+            let ep = LocalEndpoint(containerID: nil, ifname: nil, hostIfname: device?.name, ips: sorted.map(\.0), entry: first)
             endpoints[index] = ep
             var log = logger
             for (k, v) in ep.logMetadata { log[metadataKey: k] = v }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Logging
+import TrellisCore
 
 /// The agent's socket (docs/agent.md): the CNI handshake and the operator's local API. A unix
 /// stream socket, one JSON request line per connection, one JSON answer line back; a `monitor`
@@ -12,9 +13,9 @@ import Logging
 /// plugin talks to it). A stale socket file from an earlier agent is removed; a live one
 /// (another agent answers on it) is an error, as is a path that holds something else.
 public final class HandshakeServer: Sendable {
-    public typealias Handler = @Sendable (HandshakeRequest) async -> HandshakeAnswer
+    public typealias Handler = @Sendable (AgentRequest) async -> AgentAnswer
     /// Serves a streaming request on the connection's socket, blocking its thread until done.
-    public typealias Streamer = @Sendable (HandshakeRequest, Int32) -> Void
+    public typealias Streamer = @Sendable (AgentRequest, Int32) -> Void
 
     public let path: String
     private let server: SocketServer
@@ -50,14 +51,14 @@ public final class HandshakeServer: Sendable {
     private static func serve(_ fd: Int32, handler: @escaping Handler, streamer: Streamer?, logger: Logger) {
         Posix.setTimeouts(fd, seconds: requestTimeoutSeconds)
         let (data, problem) = readUntil(fd, delimiter: [0x0A], limit: maxRequestBytes)
-        let answer: HandshakeAnswer
+        let answer: AgentAnswer
         if let problem {
             answer = .failure(problem)
         } else if data.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) {
             answer = .failure("empty request: expected one JSON object on one line")
         } else {
             do {
-                let request = try HandshakeRequest.parse(data)
+                let request = try AgentRequest.parse(data)
                 if case .monitor = request {
                     guard let streamer else {
                         answer = .failure("this agent has no drop monitor")
@@ -95,11 +96,12 @@ public final class HandshakeServer: Sendable {
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket for \(path)") }
-        var addr = try unixAddress(path)
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        let addr: UnixSocketAddress
+        do { addr = try unixAddress(path) } catch {
+            close(fd)
+            throw error
         }
-        guard bound == 0 else {
+        guard addr.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
             let e = SystemError("bind \(path)")
             close(fd)
             throw e
@@ -113,28 +115,19 @@ public final class HandshakeServer: Sendable {
         return fd
     }
 
-    static func unixAddress(_ path: String) throws(SystemError) -> sockaddr_un {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+    static func unixAddress(_ path: String) throws(SystemError) -> UnixSocketAddress {
+        guard let addr = UnixSocketAddress(path: path) else {
             throw SystemError("unix socket path \(path) is too long", errno: ENAMETOOLONG)
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
         }
         return addr
     }
 
     /// Whether something accepts connections on the socket at `path`.
     static func isAnswering(_ path: String) -> Bool {
-        guard var addr = try? unixAddress(path) else { return false }
+        guard let addr = try? unixAddress(path) else { return false }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        } == 0
+        return addr.withSockaddr { connect(fd, $0, $1) } == 0
     }
 }

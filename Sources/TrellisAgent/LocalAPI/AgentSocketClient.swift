@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import TrellisCore
 import TrellisJSON
 
 /// The operator's side of the agent's socket (`trellisctl status/explain/monitor`, the lab):
@@ -66,14 +67,12 @@ public struct AgentSocketClient: Sendable {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
         Posix.setTimeouts(fd, seconds: timeoutSeconds)
-        var addr: sockaddr_un
+        let addr: UnixSocketAddress
         do { addr = try HandshakeServer.unixAddress(socketPath) } catch {
             close(fd)
             throw Failure(description: "\(error)")
         }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let rc = addr.withSockaddr { connect(fd, $0, $1) }
         guard rc == 0 else {
             let e = errno
             close(fd)

@@ -1,3 +1,4 @@
+import TrellisCore
 import TrellisNet
 
 /// What the agent learns of its own Node from the cluster state.
@@ -7,10 +8,10 @@ public struct OwnNode: Sendable, Equatable {
     public var nodeIP: IPAddress
     public var podCIDRs: [IPNetwork]
 
-    /// The pods' gateway on this node in each pod CIDR: the first address after the network
-    /// address, the plugin's default `gateway` for a range written without one (our conflist).
+    /// The pods' gateway on this node in each pod CIDR: the plugin's default `gateway` for a
+    /// range written without one (our conflist).
     public var routers: [IPAddress] {
-        podCIDRs.compactMap { $0.network.address.advanced(by: 1) }
+        podCIDRs.compactMap(\.defaultGateway)
     }
 }
 

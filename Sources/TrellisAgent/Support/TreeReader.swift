@@ -1,18 +1,10 @@
+import TrellisCore
 import TrellisJSON
 import TrellisNet
 
-/// A problem with one field of a document, named by its path (`spec.podCIDRs[1]`).
-public struct FieldError: Error, CustomStringConvertible, Sendable, Equatable {
-    public let path: String
-    public let message: String
-
-    public init(_ path: String, _ message: String) {
-        self.path = path
-        self.message = message
-    }
-
-    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
-}
+/// TrellisCore's, shared with the handshake messages; named here so that the agent's readers
+/// need no import of their own.
+typealias FieldError = TrellisCore.FieldError
 
 /// Typed, path-aware access to the members of one object of a `JSONValue` tree.
 struct TreeReader {

@@ -3,6 +3,7 @@ import InMemoryLogging
 import Logging
 import Testing
 @testable import TrellisAgent
+import TrellisCore
 import TrellisNet
 import TrellisPolicy
 #if canImport(Glibc)
@@ -282,10 +283,7 @@ func unixRequest(_ path: String, _ text: String, raw: Bool = false) throws -> St
     defer { close(fd) }
     var tv = timeval(tv_sec: 10, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var addr = try HandshakeServer.unixAddress(path)
-    let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
+    let rc = try HandshakeServer.unixAddress(path).withSockaddr { connect(fd, $0, $1) }
     guard rc == 0 else { throw SystemError("connect \(path)") }
     try Posix.sendAll(fd, Array((raw ? text : text + "\n").utf8))
     if raw { shutdown(fd, Int32(SHUT_WR)) }

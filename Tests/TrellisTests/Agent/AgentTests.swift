@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TrellisAgent
+import TrellisCore
 import TrellisJSON
 import TrellisNet
 import TrellisPolicy

@@ -1,5 +1,6 @@
 import Testing
 @testable import TrellisAgent
+import TrellisCore
 import TrellisNet
 import TrellisPolicy
 

@@ -1,6 +1,7 @@
 import CLibbpf
 import Foundation
 import Testing
+import TrellisCore
 import TrellisDatapath
 import TrellisNet
 import TrellisPolicy
@@ -143,7 +144,7 @@ final class DPTwoNodeLab {
         // A pod no policy selects: its allow-all entries, as the agent compiles them.
         try datapath.openPolicy(endpoint: 1)
         let ep = EndpointEntry(hostIfindex: host.index, podMAC: try #require(pod.mac), hostMAC: try #require(host.mac),
-                               policyID: 1)
+                               identity: 0, policyID: 1)
         try datapath.upsertEndpoint(pod4, ep)
         try datapath.upsertEndpoint(pod6, ep)
         return Node(index: n, ns: nodeNS, podNS: podNS, netns: netns, bpffs: bpffs, datapath: datapath,
@@ -334,7 +335,7 @@ struct DatapathLifecycleTests {
         let fs = try TempBPFFS()
         defer { fs.remove() }
         let pins = fs.path + "/trellis"
-        let ep = EndpointEntry(hostIfindex: 7, podMAC: DP.mac("02:00:00:00:00:07"), hostMAC: DP.mac("02:00:00:00:00:70"), identity: 9)
+        let ep = EndpointEntry(hostIfindex: 7, podMAC: DP.mac("02:00:00:00:00:07"), hostMAC: DP.mac("02:00:00:00:00:70"), identity: 9, policyID: 0)
         do {
             let first = try Datapath.load(objectDirectory: DP.objectDirectory, pinDirectory: pins)
             try first.setNodeConfig(NodeConfig(nodeIPv4: DP.ip("198.51.100.1"), underlayIfindex: 2, vni: 5, mode: .bridge))

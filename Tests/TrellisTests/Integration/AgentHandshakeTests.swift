@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TrellisCore
 import TrellisPlugin
 
 /// A stand-in for trellis-agent's handshake socket: answers every request with `answer`
@@ -19,17 +20,8 @@ final class FakeAgent: @unchecked Sendable {
         self.path = path
         self.answer = answer
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            let p = Array(path.utf8)
-            raw.copyBytes(from: p)
-            raw[p.count] = 0
-        }
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0, listen(fd, 16) == 0 else { throw POSIXError(.EADDRINUSE) }
+        guard let addr = UnixSocketAddress(path: path) else { throw POSIXError(.ENAMETOOLONG) }
+        guard addr.withSockaddr({ bind(fd, $0, $1) }) == 0, listen(fd, 16) == 0 else { throw POSIXError(.EADDRINUSE) }
         let t = Thread { [self] in serve() }
         thread = t
         t.start()

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TrellisCore
 import TrellisNet
 import TrellisNetlink
 import TrellisPlugin
@@ -87,10 +88,8 @@ enum KernelSupport {
     }()
 }
 
-enum Mode: String, CustomStringConvertible, Sendable {
-    case bridge, ebpf
-    var description: String { rawValue }
-}
+/// The plugin's modes, as the integration suites name them.
+typealias Mode = DatapathMode
 
 // MARK: - Processes
 
