@@ -102,15 +102,33 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "TrellisTests", dependencies: [
-            "TrellisCore", "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisPlugin",
-            "TrellisDatapath", "TrellisPolicy", "TrellisLab", "TrellisKube",
-            "TrellisAgent", .product(name: "Logging", package: "swift-log"),
+        // The tests, one target per layer, named by what running them needs. Pure: nothing (no C
+        // library, no NIO, no root; so they build without libbpf or libnl). Agent: the agent's
+        // and the Kubernetes client's stack, loopback sockets and the API server stand-in; their
+        // answers and backoffs are timed, so hack/test.sh runs them apart. Root: network
+        // namespaces, BPF programs and the real binaries (skipped, with the reason, without root).
+        // New tests go to the target of the lowest layer they import.
+        .testTarget(name: "TrellisPureTests", dependencies: [
+            "TrellisCore", "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisIPAM", "TrellisPolicy",
+        ]),
+        .testTarget(name: "TrellisAgentTests", dependencies: [
+            "TrellisTestSupport", "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisPolicy", "TrellisNetlink",
+            "TrellisKube", "TrellisAgent",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "InMemoryLogging", package: "swift-log"),
-            // The Kube suites talk to the stand-in's /_standin/ endpoints directly.
+        ]),
+        .testTarget(name: "TrellisRootTests", dependencies: [
+            "TrellisTestSupport", "TrellisNet", "TrellisNetlink", "TrellisPlugin", "CLibbpf", "CTrellisBPF",
+            "TrellisDatapath", "TrellisPolicy", "TrellisKube",
+        ]),
+        // What the agent and root suites share: the one `.needsRoot` trait, temporary folders,
+        // host commands, and the API server stand-in (the Kube suites' server and the lab's in
+        // Kubernetes mode). A plain target, so it links NIO: the pure suites do not use it.
+        .target(name: "TrellisTestSupport", dependencies: [
+            "TrellisKube",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
-        ]),
+        ], path: "Tests/TrellisTestSupport"),
     ]
 )

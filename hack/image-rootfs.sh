@@ -7,7 +7,7 @@
 #
 #   --bin DIR   the static release binaries (default: swift build -c release --show-bin-path)
 #   --bpf DIR   the datapath's objects, one per bpf/*.bpf.c (default: .build/bpf)
-#   TRELLIS_IMAGE_STRIP=0   keep the executables' symbol tables
+#   TRELLIS_IMAGE_STRIP=0   do not strip the executables (only matters for unstripped --bin ones)
 #
 # Contents (merged-/usr layout like Debian's):
 #   /usr/bin/trellis, trellis-agent, trellisctl   static executables, stripped
@@ -76,8 +76,9 @@ ln -s usr/lib "$root/lib"
 if [ -d /lib64 ]; then install -d -m 0755 "$root/usr/lib64"; ln -s usr/lib64 "$root/lib64"; fi
 ln -s ../run "$root/var/run"
 
-# Trellis itself, without the symbol table (about 40 MB less; a crash's addresses resolve
-# against the unstripped binaries of the same build, which carry the same build ID).
+# Trellis itself, without the symbol table. hack/build-release.sh already strips them (their
+# debug information stays beside them as EXE.debug, same build ID, for a crash's addresses);
+# strip again for binaries from anywhere else (--bin). Nothing else of the build goes in.
 for exe in trellis trellis-agent trellisctl; do
   install -m 0755 "$bin/$exe" "$root/usr/bin/$exe"
   if [ "${TRELLIS_IMAGE_STRIP:-1}" = 1 ]; then strip "$root/usr/bin/$exe"; fi

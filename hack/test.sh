@@ -16,11 +16,13 @@ hack/validate-manifests.sh
 if [ $# -gt 0 ]; then
   swift test --skip-build "$@"
 else
-  # Two runs. The agent suites and those on the API server stand-in time answers, reconnects
-  # and backoffs in seconds, on Swift's cooperative threads (two on a two-core machine); the
-  # root suites (plugin, datapath, lab) block such threads for seconds at a time while their
-  # namespaces, agents and probes run. Together they would measure each other.
-  timing='AgentSuite|Kube'
+  # Two runs, by test target (Package.swift). TrellisAgentTests (the agent suites and those on
+  # the API server stand-in) time answers, reconnects and backoffs in seconds, on Swift's
+  # cooperative threads (two on a two-core machine); the root suites of TrellisRootTests
+  # (plugin, datapath, lab) block such threads for seconds at a time while their namespaces,
+  # agents and probes run. Together they would measure each other. TrellisPureTests (no root,
+  # no C library) runs with the root suites: it only computes.
+  timing=TrellisAgentTests
   swift test --skip-build --filter "$timing"
   swift test --skip-build --skip "$timing"
 fi

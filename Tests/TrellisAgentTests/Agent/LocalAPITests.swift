@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+@testable import TrellisAgent
+import TrellisJSON
+import TrellisNet
+import TrellisPolicy
+import TrellisTestSupport
+
+private func ip(_ s: String) -> IPAddress { IPAddress(s)! }
+private func net(_ s: String) -> IPNetwork { IPNetwork(s)! }
+
+extension AgentSuite {
+    /// The operator's side of the socket: agent status, explain, monitor, through the client
+    /// trellisctl uses, against a controller that knows a small cluster.
+    @Suite("Agent local API")
+    struct LocalAPITests {
+        static let snapshot = ClusterSnapshot(
+            nodes: [ClusterNode(name: "a", podCIDRs: [net("10.244.1.0/24")], internalIPs: [ip("192.168.50.1")]),
+                    ClusterNode(name: "b", podCIDRs: [net("10.244.2.0/24")], internalIPs: [ip("192.168.50.2")])],
+            namespaces: [ClusterNamespace(name: "x", labels: ["ns": "x"]), ClusterNamespace(name: "y", labels: ["ns": "y"])],
+            pods: [ClusterPod(namespace: "x", name: "web", labels: ["app": "web"], nodeName: "a",
+                              ports: [ContainerPort(name: "http", containerPort: 8080)], podIPs: [ip("10.244.1.5")], phase: "Running"),
+                   ClusterPod(namespace: "y", name: "client", labels: ["app": "client"], nodeName: "b",
+                              podIPs: [ip("10.244.2.7")], phase: "Running")],
+            policies: [NetworkPolicy(namespace: "x", name: "web-from-y", podSelector: LabelSelector(matchLabels: ["app": "web"]),
+                                     ingress: [PolicyRule(peers: [.namespaces(LabelSelector(matchLabels: ["ns": "y"]))], ports: [.named("http")])])],
+            revision: "42")
+
+        @Test("agent, explain and monitor over the socket")
+        func localAPI() async throws {
+            let dir = TempDir("localapi")
+            defer { dir.remove() }
+            let log = TestLog()
+            let programmer = RecordingProgrammer()
+            let board = StatusBoard()
+            let controller = DatapathController(programmer: programmer, links: FakeLinks([HandshakeRig.veth7]), nodeName: "a",
+                                                vni: 1, mode: .ebpf, board: board, logger: log.logger)
+            let monitor = DropMonitor(programmer: programmer, node: "a", names: controller.names, logger: log.logger)
+            monitor.start()
+            let server = try HandshakeServer(path: dir.path + "/agent.sock", logger: log.logger, handler: { request in
+                await controller.handle(request)
+            }, streamer: { request, fd in
+                if case .monitor(let filter) = request { monitor.stream(to: fd, filter: filter) }
+            })
+            server.start()
+            defer { Thread { monitor.stop() }.start() }
+            _ = await controller.reconcile(Self.snapshot)
+            let client = AgentSocketClient(socketPath: dir.path + "/agent.sock", timeoutSeconds: 5)
+            // x/web is wired here (its CNI ADD), so this node compiles its policy.
+            let add = try JSONValue.parse(Array(HandshakeRig.add("cweb", index: 7, name: "trl0000000007", ips: ["10.244.1.5/32"]).utf8))
+            guard case .object(var members) = add else { return }
+            members = members.map { m in
+                m.key == "podNamespace" ? JSONMember(key: m.key, value: .string("x"))
+                    : m.key == "podName" ? JSONMember(key: m.key, value: .string("web")) : m
+            }
+            _ = try client.call(.object(members))
+
+            // Status: revision programmed, counts, the pod compiled here.
+            let status = try client.call(.object([("op", .string("agent"))]))
+            #expect(status["node"] == .string("a"))
+            #expect(status["revision"] == .string("42"))
+            #expect(status["counts"]?["networkPolicies"] == .number(1))
+            #expect(status["counts"]?["pods"] == .number(2))
+
+            // Explain: the verdict, the rule, and this node's datapath view.
+            let ok = try client.call(ExplainRequest(from: "y/client", to: "x/web", port: 8080, proto: .tcp).json)
+            #expect(ok["allowed"] == .bool(true))
+            #expect(ok["ingress"]?["allowedBy"] == .strings(["x/web-from-y ingress[0]"]))
+            guard case .array(let checks)? = ok["datapath"], let check = checks.first else { Issue.record("\(ok)"); return }
+            #expect(check["direction"] == .string("ingress") && check["allowed"] == .bool(true))
+            #expect(ok["datapathAgrees"] == .bool(true))
+            let no = try client.call(ExplainRequest(from: "y/client", to: "x/web", port: 8081, proto: .tcp).json)
+            #expect(no["allowed"] == .bool(false))
+            if case .string(let text)? = no["text"] { #expect(text.contains("isolated for ingress by policy x/web-from-y")) }
+            #expect(throws: AgentSocketClient.Failure.self) {
+                try client.call(.object([("op", .string("explain")), ("from", .string("y/")), ("to", .string("x/web")), ("port", .int(1))]))
+            }
+
+            // Monitor: only the reasons asked for, addresses named by pod and node.
+            let received = Locked<[JSONValue]>([])
+            let streaming = Task.detached {
+                try? client.stream(MonitorFilter(reasons: ["policy_ingress"]).json) { event in
+                    received.withLock { $0.append(event) }
+                    return received.current.count < 1
+                }
+            }
+            try await Task.sleep(for: .milliseconds(300))   // the stream is subscribed
+            programmer.pendingEvents.withLock {
+                $0 = [DatapathDropEvent(timestampNs: DropMonitor.monotonicNanoseconds(), reason: "spoofed_ip", reasonText: "x",
+                                        direction: "from_pod", ifindex: 3, proto: 6, source: ip("10.9.9.9"), destination: ip("10.244.1.5"),
+                                        sourcePort: 1, destinationPort: 2, length: 60),
+                      DatapathDropEvent(timestampNs: DropMonitor.monotonicNanoseconds(), reason: "policy_ingress", reasonText: "denied",
+                                        direction: "from_underlay", ifindex: 2, proto: 6, source: ip("10.244.2.7"),
+                                        destination: ip("10.244.1.5"), sourcePort: 40000, destinationPort: 8081, length: 74)]
+            }
+            #expect(await eventually(timeout: .seconds(5)) { !received.current.isEmpty })
+            _ = await streaming.result
+            let e = try #require(received.current.first)
+            #expect(e["reason"] == .string("policy_ingress") && e["node"] == .string("a"))
+            #expect(e["source"]?["name"] == .string("y/client") && e["destination"]?["name"] == .string("x/web"))
+            #expect(e["destination"]?["port"] == .number(8081) && e["protocol"] == .string("TCP"))
+            await server.stop()
+        }
+
+        @Test("NetworkPolicy manifests: read with the other objects, a wrong one skipped and named")
+        func policyManifests() throws {
+            let text = """
+                apiVersion: networking.k8s.io/v1
+                kind: NetworkPolicy
+                metadata: {name: web, namespace: x, resourceVersion: "7"}
+                spec:
+                  podSelector: {matchLabels: {app: web}}
+                  ingress: [{ports: [{port: 80}, {port: http, protocol: UDP}]}]
+                ---
+                apiVersion: networking.k8s.io/v1
+                kind: NetworkPolicy
+                metadata: {name: broken, namespace: x}
+                spec: {podSelector: {}, ingress: [{ports: [{port: 70000}]}]}
+                ---
+                kind: Namespace
+                metadata: {name: x, resourceVersion: "9"}
+                """
+            let content = try ManifestParser.parse(text, path: "p.yaml")
+            let policies = content.objects.compactMap { if case .networkPolicy(let p) = $0 { p } else { nil } }
+            #expect(policies.map(\.key) == [PolicyKey("x", "web")])
+            #expect(policies.first?.ingress.first?.ports == [.tcp(80), .named("http", .udp)])
+            #expect(content.policyProblems.count == 1)
+            #expect(content.policyProblems.first?.contains("policy x/broken: spec.ingress[0].ports[0].port 70000") == true, "\(content.policyProblems)")
+            #expect(content.highestResourceVersion == 9)
+        }
+    }
+}
