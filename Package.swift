@@ -37,6 +37,11 @@ let package = Package(
         // NetworkPolicy: model, parser, reference evaluator, identities and the compiler to
         // datapath map entries. Pure logic, no syscalls.
         .target(name: "TrellisPolicy", dependencies: ["TrellisNet", "TrellisJSON"]),
+        // The one reader of Kubernetes manifests (YAML streams, JSON, lists) for the agent and
+        // the lab, and the path-aware tree access their readers use.
+        .target(name: "TrellisManifests", dependencies: [
+            "TrellisNet", "TrellisJSON", "TrellisPolicy", .product(name: "Yams", package: "Yams"),
+        ]),
         .target(name: "TrellisNetlink", dependencies: ["CNetlink", "TrellisNet"]),
         .target(name: "TrellisPlugin",
                 dependencies: ["TrellisCore", "TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisNet"]),
@@ -62,8 +67,8 @@ let package = Package(
         // so that the tests drive it in-process; the executable only wires it up.
         .target(name: "TrellisAgent", dependencies: [
             "TrellisCore", "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisNetlink", "TrellisPolicy", "TrellisKube",
+            "TrellisManifests",
             .product(name: "Logging", package: "swift-log"),
-            .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "trellis-agent", dependencies: [
             "TrellisAgent", "TrellisDatapath", "TrellisPolicy",
@@ -75,7 +80,7 @@ let package = Package(
         // It reads manifests and talks to the agents as the agent's own library does.
         .target(name: "TrellisLab", dependencies: [
             "TrellisCore", "TrellisNetlink", "TrellisNet", "TrellisJSON", "CNetlink", "TrellisPolicy", "TrellisAgent",
-            .product(name: "Yams", package: "Yams"),
+            "TrellisManifests", .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "trellisctl", dependencies: [
             "TrellisCore", "TrellisCNI", "TrellisLab", "TrellisAgent", "TrellisPolicy", "TrellisJSON", "TrellisNet",
@@ -84,7 +89,7 @@ let package = Package(
 
         .testTarget(name: "TrellisTests", dependencies: [
             "TrellisCore", "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisPlugin",
-            "TrellisDatapath", "TrellisPolicy", "TrellisLab", "TrellisKube",
+            "TrellisDatapath", "TrellisPolicy", "TrellisLab", "TrellisKube", "TrellisManifests",
             "TrellisAgent", .product(name: "Logging", package: "swift-log"),
             .product(name: "InMemoryLogging", package: "swift-log"),
             // The Kube suites talk to the stand-in's /_standin/ endpoints directly.
