@@ -22,6 +22,12 @@ public struct PolicyParseError: Error, Sendable, Hashable, CustomStringConvertib
     public var object: String
     public var problems: [FieldProblem]
 
+    package init(kind: String, object: String, problems: [FieldProblem]) {
+        self.kind = kind
+        self.object = object
+        self.problems = problems
+    }
+
     public var description: String {
         let what = kind == "NetworkPolicy" ? "policy" : kind.lowercased()
         return "\(what) \(object): " + problems.map(\.description).joined(separator: "; ")
@@ -55,10 +61,9 @@ extension NetworkPolicy {
                 for (i, t) in types.enumerated() {
                     let path = "spec.policyTypes[\(i)]"
                     guard let s = p.string(t, path) else { continue }
-                    if let d = PolicyDirection(rawValue: s) { if !out.contains(d) { out.append(d) } }
-                    else { p.fail(path, "\"\(s)\" is not Ingress or Egress") }
+                    if let d = p.policyType(s, path), !out.contains(d) { out.append(d) }
                 }
-                if types.count > 2 { p.fail("spec.policyTypes", "may not list more than two types") }
+                p.policyTypeCount(types.count)
                 policy.policyTypes = out
             }
             for direction in PolicyDirection.allCases {
@@ -213,10 +218,140 @@ public struct PolicyManifests: Sendable {
 
 /// Typed access to a `PolicyValue` tree that records problems instead of stopping at the
 /// first one. Absent members and nulls read as nil.
-struct TreeParser {
-    var problems: [FieldProblem] = []
+///
+/// The checks of values already typed (a label, an operator, a CIDR, a port) are methods of
+/// their own, visible to the package: a NetworkPolicy that comes typed (from the Kubernetes
+/// client) is converted by the same checks, with the same messages, without a detour through
+/// a tree.
+package struct TreeParser {
+    package var problems: [FieldProblem] = []
 
-    mutating func fail(_ path: String, _ message: String) { problems.append(FieldProblem(path, message)) }
+    package init() {}
+
+    package mutating func fail(_ path: String, _ message: String) { problems.append(FieldProblem(path, message)) }
+
+    // MARK: Checks of typed values
+
+    package mutating func labelKey(_ key: String, _ path: String) {
+        if let problem = K8sSyntax.labelKeyProblem(key) { fail(path, problem) }
+    }
+
+    package mutating func labelValue(_ value: String, _ path: String) {
+        if let problem = K8sSyntax.labelValueProblem(value) { fail(path, problem) }
+    }
+
+    /// Labels (or `matchLabels`) already read as strings; checked in key order.
+    package mutating func labels(_ labels: [String: String], _ path: String) -> Labels {
+        for (key, value) in labels.sorted(by: { $0.key < $1.key }) {
+            labelKey(key, "\(path).\(key)")
+            labelValue(value, "\(path).\(key)")
+        }
+        return labels
+    }
+
+    package mutating func policyType(_ text: String, _ path: String) -> PolicyDirection? {
+        guard let d = PolicyDirection(rawValue: text) else {
+            fail(path, "\"\(text)\" is not Ingress or Egress")
+            return nil
+        }
+        return d
+    }
+
+    package mutating func policyTypeCount(_ count: Int) {
+        if count > 2 { fail("spec.policyTypes", "may not list more than two types") }
+    }
+
+    /// `matchExpressions[].key`, at `ep` (the expression's path).
+    package mutating func requirementKey(_ key: String, _ ep: String) {
+        if key.isEmpty { fail("\(ep).key", "missing") }
+        else { labelKey(key, "\(ep).key") }
+    }
+
+    /// The operator of an expression (nil: not given) and whether its values fit it.
+    package mutating func requirement(key: String, operator opText: String?, values: [String], _ ep: String)
+        -> LabelSelectorRequirement? {
+        guard let opText else {
+            fail("\(ep).operator", "missing (In, NotIn, Exists or DoesNotExist)")
+            return nil
+        }
+        guard let op = LabelSelectorRequirement.Operator(rawValue: opText) else {
+            fail("\(ep).operator", "\"\(opText)\" is not In, NotIn, Exists or DoesNotExist")
+            return nil
+        }
+        let needsValues = op == .in || op == .notIn
+        if needsValues && values.isEmpty {
+            fail("\(ep).values", "must be non-empty for \(op.rawValue)")
+            return nil
+        }
+        if !needsValues && !values.isEmpty {
+            fail("\(ep).values", "must be empty for \(op.rawValue)")
+            return nil
+        }
+        return LabelSelectorRequirement(key: key, op, values)
+    }
+
+    /// Which of podSelector, namespaceSelector and ipBlock a peer gives.
+    package mutating func peerFields(_ given: [String], _ path: String) {
+        if given.isEmpty { fail(path, "must specify podSelector, namespaceSelector or ipBlock") }
+        if given.contains("ipBlock"), given.count > 1 {
+            fail(path, "may not combine ipBlock with podSelector or namespaceSelector")
+        }
+    }
+
+    /// `ipBlock.cidr`, at `path` (the ipBlock's).
+    package mutating func blockCIDR(_ text: String, _ path: String) -> IPNetwork? {
+        guard let cidr = IPNetwork(text) else {
+            fail("\(path).cidr", "\"\(text)\" is not a CIDR (address/prefix length)")
+            return nil
+        }
+        return cidr
+    }
+
+    /// One `ipBlock.except` entry, at `ep`: a strict subset of `cidr`.
+    package mutating func blockExcept(_ text: String, of cidr: IPNetwork, _ ep: String) -> IPNetwork? {
+        guard let e = IPNetwork(text) else { fail(ep, "\"\(text)\" is not a CIDR (address/prefix length)"); return nil }
+        if e.family != cidr.family {
+            fail(ep, "\(text) is not the same address family as cidr \(cidr.network)")
+            return nil
+        }
+        if !(e.prefixLength > cidr.prefixLength && cidr.network.contains(e.first)) {
+            fail(ep, "\(text) is not inside cidr \(cidr.network) (an except must be a strict subset)")
+            return nil
+        }
+        return e
+    }
+
+    package mutating func protocolName(_ text: String, _ path: String) -> Proto? {
+        guard let p = Proto(name: text) else { fail(path, "\"\(text)\" is not TCP, UDP or SCTP"); return nil }
+        return p
+    }
+
+    package mutating func namedPort(_ name: String, _ path: String) -> PolicyPort.Port {
+        if let problem = K8sSyntax.portNameProblem(name) { fail(path, problem) }
+        return .named(name)
+    }
+
+    package mutating func portNumber(_ n: Int, _ path: String) -> UInt16? {
+        guard (1...65535).contains(n) else { fail(path, "\(n) is not a port number (1 to 65535)"); return nil }
+        return UInt16(n)
+    }
+
+    /// `endPort` given as `end`, with the port read (nil: absent or wrong) and whether one was given.
+    package mutating func endPort(_ end: UInt16, port: PolicyPort.Port?, portGiven: Bool, _ path: String) -> UInt16? {
+        switch port {
+        case nil:
+            if !portGiven { fail(path, "may not be given without port") }
+            return nil
+        case .named(let name):
+            fail(path, "may not be given with the named port \"\(name)\"")
+            return nil
+        case .number(let start):
+            if end < start { fail(path, "\(end) < port \(start)") }
+            return end
+        }
+    }
+
+    // MARK: Reading the tree
 
     private func present(_ v: PolicyValue?) -> PolicyValue? {
         guard let v, v != .null else { return nil }
@@ -259,8 +394,7 @@ struct TreeParser {
 
     mutating func portNumber(_ v: PolicyValue?, _ path: String) -> UInt16? {
         guard let n = integer(v, path) else { return nil }
-        guard (1...65535).contains(n) else { fail(path, "\(n) is not a port number (1 to 65535)"); return nil }
-        return UInt16(n)
+        return portNumber(n, path)
     }
 
     mutating func address(_ v: PolicyValue?, _ path: String) -> IPAddress? {
@@ -274,10 +408,10 @@ struct TreeParser {
         var out: Labels = [:]
         for m in members {
             let p = "\(path).\(m.key)"
-            if let problem = K8sSyntax.labelKeyProblem(m.key) { fail(p, problem) }
+            labelKey(m.key, p)
             switch m.value {
             case .string(let s):
-                if values, let problem = K8sSyntax.labelValueProblem(s) { fail(p, problem) }
+                if values { labelValue(s, p) }
                 out[m.key] = s
             case .null: out[m.key] = ""
             default: fail(p, "expected a string, got \(m.value.brief)")
@@ -315,33 +449,16 @@ struct TreeParser {
             let ep = "\(path).matchExpressions[\(i)]"
             guard object(e, ep, allowed: ["key", "operator", "values"]) != nil else { continue }
             let key = string(e["key"], "\(ep).key") ?? ""
-            if key.isEmpty { fail("\(ep).key", "missing") }
-            else if let problem = K8sSyntax.labelKeyProblem(key) { fail("\(ep).key", problem) }
+            requirementKey(key, ep)
             var values: [String] = []
             for (j, item) in (array(e["values"], "\(ep).values") ?? []).enumerated() {
                 if let s = string(item, "\(ep).values[\(j)]") {
-                    if let problem = K8sSyntax.labelValueProblem(s) { fail("\(ep).values[\(j)]", problem) }
+                    labelValue(s, "\(ep).values[\(j)]")
                     values.append(s)
                 }
             }
-            guard let opText = string(e["operator"], "\(ep).operator") else {
-                fail("\(ep).operator", "missing (In, NotIn, Exists or DoesNotExist)")
-                continue
-            }
-            guard let op = LabelSelectorRequirement.Operator(rawValue: opText) else {
-                fail("\(ep).operator", "\"\(opText)\" is not In, NotIn, Exists or DoesNotExist")
-                continue
-            }
-            let needsValues = op == .in || op == .notIn
-            if needsValues && values.isEmpty {
-                fail("\(ep).values", "must be non-empty for \(op.rawValue)")
-                continue
-            }
-            if !needsValues && !values.isEmpty {
-                fail("\(ep).values", "must be empty for \(op.rawValue)")
-                continue
-            }
-            sel.matchExpressions.append(LabelSelectorRequirement(key: key, op, values))
+            let opText = string(e["operator"], "\(ep).operator")
+            if let r = requirement(key: key, operator: opText, values: values, ep) { sel.matchExpressions.append(r) }
         }
         return sel
     }
@@ -353,11 +470,7 @@ struct TreeParser {
         }
         let before = problems.count
         var peer = PolicyPeer()
-        let given = ["podSelector", "namespaceSelector", "ipBlock"].filter { present(obj[$0]) != nil }
-        if given.isEmpty { fail(path, "must specify podSelector, namespaceSelector or ipBlock") }
-        if given.contains("ipBlock"), given.count > 1 {
-            fail(path, "may not combine ipBlock with podSelector or namespaceSelector")
-        }
+        peerFields(["podSelector", "namespaceSelector", "ipBlock"].filter { present(obj[$0]) != nil }, path)
         peer.podSelector = selector(obj["podSelector"], "\(path).podSelector")
         peer.namespaceSelector = selector(obj["namespaceSelector"], "\(path).namespaceSelector")
         if let b = object(obj["ipBlock"], "\(path).ipBlock", allowed: ["cidr", "except"]) {
@@ -371,25 +484,13 @@ struct TreeParser {
             if present(b["cidr"]) == nil { fail("\(path).cidr", "missing") }
             return nil
         }
-        guard let cidr = IPNetwork(text) else {
-            fail("\(path).cidr", "\"\(text)\" is not a CIDR (address/prefix length)")
-            return nil
-        }
+        guard let cidr = blockCIDR(text, path) else { return nil }
         var except: [IPNetwork] = []
         var ok = true
         for (i, item) in (array(b["except"], "\(path).except") ?? []).enumerated() {
             let ep = "\(path).except[\(i)]"
-            guard let s = string(item, ep) else { ok = false; continue }
-            guard let e = IPNetwork(s) else { fail(ep, "\"\(s)\" is not a CIDR (address/prefix length)"); ok = false; continue }
-            if e.family != cidr.family {
-                fail(ep, "\(s) is not the same address family as cidr \(cidr.network)")
-                ok = false
-            } else if !(e.prefixLength > cidr.prefixLength && cidr.network.contains(e.first)) {
-                fail(ep, "\(s) is not inside cidr \(cidr.network) (an except must be a strict subset)")
-                ok = false
-            } else {
-                except.append(e)
-            }
+            guard let s = string(item, ep), let e = blockExcept(s, of: cidr, ep) else { ok = false; continue }
+            except.append(e)
         }
         return ok ? IPBlock(cidr: cidr, except: except) : nil
     }
@@ -398,27 +499,15 @@ struct TreeParser {
         guard let obj = object(v, path, allowed: ["protocol", "port", "endPort"]) else { return nil }
         let before = problems.count
         var out = PolicyPort()
-        if let s = string(obj["protocol"], "\(path).protocol") {
-            if let p = Proto(name: s) { out.proto = p } else { fail("\(path).protocol", "\"\(s)\" is not TCP, UDP or SCTP") }
-        }
+        if let s = string(obj["protocol"], "\(path).protocol"), let p = protocolName(s, "\(path).protocol") { out.proto = p }
         switch present(obj["port"]) {
         case nil: break
-        case .string(let name)?:
-            if let problem = K8sSyntax.portNameProblem(name) { fail("\(path).port", problem) }
-            out.port = .named(name)
+        case .string(let name)?: out.port = namedPort(name, "\(path).port")
         case let other?:
             if let n = portNumber(other, "\(path).port") { out.port = .number(n) }
         }
         if let end = portNumber(obj["endPort"], "\(path).endPort") {
-            switch out.port {
-            case nil:
-                if present(obj["port"]) == nil { fail("\(path).endPort", "may not be given without port") }
-            case .named(let name):
-                fail("\(path).endPort", "may not be given with the named port \"\(name)\"")
-            case .number(let start):
-                if end < start { fail("\(path).endPort", "\(end) < port \(start)") }
-                out.endPort = end
-            }
+            out.endPort = endPort(end, port: out.port, portGiven: present(obj["port"]) != nil, "\(path).endPort")
         }
         return problems.count == before ? out : nil
     }
