@@ -40,7 +40,7 @@ let package = Package(
         // The one reader of Kubernetes manifests (YAML streams, JSON, lists) for the agent and
         // the lab, and the path-aware tree access their readers use.
         .target(name: "TrellisManifests", dependencies: [
-            "TrellisNet", "TrellisJSON", "TrellisPolicy", .product(name: "Yams", package: "Yams"),
+            "TrellisNet", "TrellisJSON", .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "TrellisNetlink", dependencies: ["CNetlink", "TrellisNet"]),
         .target(name: "TrellisPlugin",

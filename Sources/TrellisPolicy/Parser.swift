@@ -11,12 +11,12 @@ public struct FieldProblem: Sendable, Hashable, CustomStringConvertible {
     public var description: String { path.isEmpty ? message : "\(path) \(message)" }
 }
 
-/// A NetworkPolicy (or other object) that does not validate; every problem found is listed.
+/// A NetworkPolicy that does not validate; every problem found is listed.
 ///
 /// `description`: `policy x/deny: spec.ingress[0].ports[1].endPort 79 < port 80`, problems
 /// separated by "; ".
 public struct PolicyParseError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// "NetworkPolicy", "Pod", "Namespace", "Node".
+    /// "NetworkPolicy" (the only kind this module parses).
     public var kind: String
     /// `namespace/name` (or just the name, or "(unnamed)").
     public var object: String
@@ -91,126 +91,6 @@ extension NetworkPolicy {
                                    problems: p.problems)
         }
         self = policy
-    }
-}
-
-// MARK: - Pods, namespaces, nodes (for offline tools: `trellisctl policy explain -f`)
-
-extension PodInfo {
-    /// Reads a Pod: labels, `spec.nodeName`, the containers' named ports, `status.podIPs`
-    /// (or `status.podIP`). A host-network pod is read too; callers leave it out.
-    public init(parsing value: PolicyValue, defaultNamespace: String = "default") throws(PolicyParseError) {
-        var p = TreeParser()
-        let (namespace, name, labels) = p.metadata(value, kind: "Pod", apiVersion: "v1", defaultNamespace: defaultNamespace)
-        self.init(namespace: namespace, name: name, labels: labels)
-        if let spec = p.object(value["spec"], "spec", allowed: nil) {
-            node = p.string(spec["nodeName"], "spec.nodeName")
-            var ports: [NamedPort] = []
-            for (i, c) in (p.array(spec["containers"], "spec.containers") ?? []).enumerated() {
-                let cpath = "spec.containers[\(i)]"
-                guard p.object(c, cpath, allowed: nil) != nil else { continue }
-                for (j, port) in (p.array(c["ports"], "\(cpath).ports") ?? []).enumerated() {
-                    let path = "\(cpath).ports[\(j)]"
-                    guard p.object(port, path, allowed: nil) != nil else { continue }
-                    let number = p.portNumber(port["containerPort"], "\(path).containerPort")
-                    var proto = Proto.tcp
-                    if let s = p.string(port["protocol"], "\(path).protocol") {
-                        if let v = Proto(name: s) { proto = v } else { p.fail("\(path).protocol", "\"\(s)\" is not TCP, UDP or SCTP") }
-                    }
-                    if let name = p.string(port["name"], "\(path).name"), let number {
-                        if let problem = K8sSyntax.portNameProblem(name) { p.fail("\(path).name", problem) }
-                        else { ports.append(NamedPort(name, number, proto)) }
-                    }
-                }
-            }
-            namedPorts = ports.sorted()
-        }
-        if let status = p.object(value["status"], "status", allowed: nil) {
-            for (i, entry) in (p.array(status["podIPs"], "status.podIPs") ?? []).enumerated() {
-                if p.object(entry, "status.podIPs[\(i)]", allowed: nil) != nil,
-                   let ip = p.address(entry["ip"], "status.podIPs[\(i)].ip") { ips.append(ip) }
-            }
-            if ips.isEmpty, let ip = p.address(status["podIP"], "status.podIP") { ips = [ip] }
-        }
-        if !p.problems.isEmpty {
-            throw PolicyParseError(kind: "Pod", object: "\(namespace)/\(name)", problems: p.problems)
-        }
-    }
-}
-
-extension NamespaceInfo {
-    public init(parsing value: PolicyValue) throws(PolicyParseError) {
-        var p = TreeParser()
-        let (_, name, labels) = p.metadata(value, kind: "Namespace", apiVersion: "v1", defaultNamespace: nil)
-        self.init(name: name, labels: labels)
-        if !p.problems.isEmpty { throw PolicyParseError(kind: "Namespace", object: name, problems: p.problems) }
-    }
-}
-
-extension NodeInfo {
-    /// Reads a Node's `status.addresses` of type InternalIP.
-    public init(parsing value: PolicyValue) throws(PolicyParseError) {
-        var p = TreeParser()
-        let (_, name, _) = p.metadata(value, kind: "Node", apiVersion: "v1", defaultNamespace: nil)
-        self.init(name: name)
-        if let status = p.object(value["status"], "status", allowed: nil) {
-            for (i, a) in (p.array(status["addresses"], "status.addresses") ?? []).enumerated() {
-                let path = "status.addresses[\(i)]"
-                guard p.object(a, path, allowed: nil) != nil, p.string(a["type"], "\(path).type") == "InternalIP" else { continue }
-                if let ip = p.address(a["address"], "\(path).address") { ips.append(ip) }
-            }
-        }
-        if !p.problems.isEmpty { throw PolicyParseError(kind: "Node", object: name, problems: p.problems) }
-    }
-}
-
-/// The objects of a set of manifests that matter to policy.
-public struct PolicyManifests: Sendable {
-    public var policies: [NetworkPolicy] = []
-    public var pods: [PodInfo] = []
-    public var namespaces: [NamespaceInfo] = []
-    public var nodes: [NodeInfo] = []
-    /// Objects skipped because they do not validate, each with its reason.
-    public var problems: [String] = []
-
-    public init() {}
-
-    /// Reads documents (each an object, a `List`, or a `PodList`-style list); kinds other than
-    /// NetworkPolicy, Pod, Namespace and Node are ignored, host-network pods are left out.
-    public init(documents: [PolicyValue], defaultNamespace: String = "default") {
-        for doc in documents { add(doc, impliedKind: nil, defaultNamespace: defaultNamespace) }
-    }
-
-    private mutating func add(_ doc: PolicyValue, impliedKind: String?, defaultNamespace: String) {
-        guard case .object = doc else {
-            if doc != .null { problems.append("expected an object, got \(doc.brief)") }
-            return
-        }
-        var kind = impliedKind
-        if case .string(let k)? = doc["kind"] { kind = k }
-        guard let kind else { problems.append("an object without kind"); return }
-        if kind.hasSuffix("List") {
-            let itemKind = kind == "List" ? nil : String(kind.dropLast(4))
-            if case .array(let items)? = doc["items"] {
-                for item in items { add(item, impliedKind: itemKind, defaultNamespace: defaultNamespace) }
-            } else {
-                problems.append("\(kind): items is not a list")
-            }
-            return
-        }
-        do {
-            switch kind {
-            case "NetworkPolicy": policies.append(try NetworkPolicy(parsing: doc, defaultNamespace: defaultNamespace))
-            case "Pod":
-                if case .bool(true)? = doc["spec"]?["hostNetwork"] { return }
-                pods.append(try PodInfo(parsing: doc, defaultNamespace: defaultNamespace))
-            case "Namespace": namespaces.append(try NamespaceInfo(parsing: doc))
-            case "Node": nodes.append(try NodeInfo(parsing: doc))
-            default: return
-            }
-        } catch {
-            problems.append(error.description)
-        }
     }
 }
 
@@ -395,12 +275,6 @@ package struct TreeParser {
     mutating func portNumber(_ v: PolicyValue?, _ path: String) -> UInt16? {
         guard let n = integer(v, path) else { return nil }
         return portNumber(n, path)
-    }
-
-    mutating func address(_ v: PolicyValue?, _ path: String) -> IPAddress? {
-        guard let s = string(v, path) else { return nil }
-        guard let a = IPAddress(s) else { fail(path, "\"\(s)\" is not an IPv4 or IPv6 address"); return nil }
-        return a
     }
 
     mutating func stringMap(_ v: PolicyValue?, _ path: String, values: Bool) -> Labels {
