@@ -44,6 +44,11 @@ let package = Package(
         // NetworkPolicy: model, parser, reference evaluator, identities and the compiler to
         // datapath map entries. Pure logic, no syscalls.
         .target(name: "TrellisPolicy", dependencies: ["TrellisNet", "TrellisJSON"]),
+        // The one reader of Kubernetes manifests (YAML streams, JSON, lists) for the agent and
+        // the lab, and the path-aware tree access their readers use.
+        .target(name: "TrellisManifests", dependencies: [
+            "TrellisCore", "TrellisNet", "TrellisJSON", .product(name: "Yams", package: "Yams"),
+        ]),
         .target(name: "TrellisNetlink", dependencies: ["CNetlink", "TrellisNet"]),
         .target(name: "TrellisPlugin",
                 dependencies: ["TrellisCore", "TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisNet"]),
@@ -69,8 +74,8 @@ let package = Package(
         // so that the tests drive it in-process; the executable only wires it up.
         .target(name: "TrellisAgent", dependencies: [
             "TrellisCore", "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisNetlink", "TrellisPolicy", "TrellisKube",
+            "TrellisManifests",
             .product(name: "Logging", package: "swift-log"),
-            .product(name: "Yams", package: "Yams"),
             // The health and metrics endpoint is an NIOHTTP1 server (see HealthServer for why
             // not Hummingbird).
             .product(name: "NIOCore", package: "swift-nio"),
@@ -93,7 +98,7 @@ let package = Package(
         // It reads manifests and talks to the agents as the agent's own library does.
         .target(name: "TrellisLab", dependencies: [
             "TrellisCore", "TrellisNetlink", "TrellisNet", "TrellisJSON", "CNetlink", "TrellisPolicy", "TrellisAgent",
-            "TrellisKube",
+            "TrellisKube", "TrellisManifests",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -113,7 +118,7 @@ let package = Package(
         ]),
         .testTarget(name: "TrellisAgentTests", dependencies: [
             "TrellisTestSupport", "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisPolicy", "TrellisNetlink",
-            "TrellisKube", "TrellisAgent",
+            "TrellisKube", "TrellisAgent", "TrellisManifests", "TrellisLab",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "InMemoryLogging", package: "swift-log"),
         ]),

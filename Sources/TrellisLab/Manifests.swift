@@ -1,11 +1,13 @@
 import Foundation
 import TrellisAgent
 import TrellisJSON
+import TrellisManifests
+import TrellisNet
 import TrellisPolicy
 import Yams
 
-// The Kubernetes objects the lab understands (Namespace, Pod; `kind: List` of them), read from
-// YAML or JSON, multi-document, and the manifests it writes for the agents (Nodes, Namespaces,
+// The Kubernetes objects the lab understands (Namespace, Pod, Service, NetworkPolicy), read by
+// the shared `ManifestFile` (YAML or JSON, multi-document, lists), and the manifests it writes for the agents (Nodes, Namespaces,
 // Pods with their status).
 
 public enum PortProtocol: String, Codable, Sendable, Hashable {
@@ -54,118 +56,38 @@ struct ManifestErrors: Error {
     var messages: [String]
 }
 
-// MARK: - A neutral tree over YAML and JSON
-
-indirect enum MValue {
-    case scalar(String)
-    case null
-    case map([(String, MValue)])
-    case list([MValue])
-
-    subscript(key: String) -> MValue? {
-        if case .map(let pairs) = self { return pairs.first { $0.0 == key }?.1 }
-        return nil
-    }
-
-    var string: String? {
-        if case .scalar(let s) = self { return s }
-        return nil
-    }
-
-    var isNull: Bool {
-        if case .null = self { return true }
-        return false
-    }
-
-    var kindName: String {
-        switch self {
-        case .scalar: "a scalar"
-        case .null: "null"
-        case .map: "a mapping"
-        case .list: "a list"
-        }
-    }
-
-    init(yaml node: Node) throws {
-        switch node {
-        case .scalar(let s):
-            self = node.null != nil ? .null : .scalar(s.string)
-        case .mapping(let m):
-            var pairs: [(String, MValue)] = []
-            for (k, v) in m {
-                guard case .scalar(let ks) = k else { throw ManifestErrors(messages: ["a mapping key is not a scalar"]) }
-                pairs.append((ks.string, try MValue(yaml: v)))
-            }
-            self = .map(pairs)
-        case .sequence(let s):
-            self = .list(try s.map { try MValue(yaml: $0) })
-        case .alias:
-            throw ManifestErrors(messages: ["YAML aliases are not supported"])
-        }
-    }
-
-    init(json: Any) {
-        switch json {
-        case let d as [String: Any]:
-            self = .map(d.sorted { $0.key < $1.key }.map { ($0.key, MValue(json: $0.value)) })
-        case let a as [Any]:
-            self = .list(a.map { MValue(json: $0) })
-        case is NSNull:
-            self = .null
-        case let n as NSNumber:
-            self = .scalar(n.stringValue)
-        case let s as String:
-            self = .scalar(s)
-        default:
-            self = .scalar("\(json)")
-        }
-    }
-}
-
 // MARK: - Reading
 
-enum ManifestReader {
-    /// Parses a file's text: JSON when it starts with `{` or `[`, YAML (multi-document) otherwise.
-    static func parse(_ text: String, source: String) throws(ManifestErrors) -> ManifestSet {
-        var documents: [MValue] = []
-        let trimmed = text.drop { $0.isWhitespace }
-        do {
-            if trimmed.first == "{" || trimmed.first == "[" {
-                let json = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
-                if let array = json as? [Any] {
-                    documents = array.map { MValue(json: $0) }
-                } else {
-                    documents = [MValue(json: json)]
-                }
-            } else {
-                var sequence = try Yams.compose_all(yaml: text)
-                while let node = sequence.next() { documents.append(try MValue(yaml: node)) }
-                if let error = sequence.error { throw error }
-            }
-        } catch let e as ManifestErrors {
-            throw ManifestErrors(messages: e.messages.map { "\(source): \($0)" })
-        } catch let e as YamlError {
-            throw ManifestErrors(messages: ["\(source): not valid YAML: \(e)"])
-        } catch {
-            throw ManifestErrors(messages: ["\(source): not valid JSON: \(error.localizedDescription)"])
+extension JSONValue {
+    /// The text of a scalar as the lab reads it (`80`, `true`, `web`); nil for null, lists and
+    /// mappings. The lab checks its fields itself, so a number written as a string still counts.
+    var scalarText: String? {
+        switch self {
+        case .string(let s): s
+        case .bool(let b): b ? "true" : "false"
+        case .number(let n): n.rounded() == n && abs(n) < 1e15 ? String(Int64(n)) : String(n)
+        case .null, .array, .object: nil
         }
+    }
 
-        var set = ManifestSet()
-        var errors: [String] = []
-        var hasPolicies = false
-        for (i, doc) in documents.enumerated() {
-            collect(doc, where: "\(source): document \(i + 1)", into: &set, errors: &errors, policies: &hasPolicies)
+    var isNull: Bool { self == .null }
+}
+
+/// The lab's reading of the objects `ManifestFile` finds (the one manifest reader, shared with
+/// the agent): Namespaces, Pods and Services checked against what the lab can run, and
+/// NetworkPolicies read by the policy parser the agents use, so that the lab accepts exactly
+/// what the agents will enforce.
+enum ManifestReader {
+    static func parse(_ text: String, source: String) throws(ManifestErrors) -> ManifestSet {
+        let file: ManifestFile
+        do { file = try ManifestFile(parsing: text, path: source) } catch {
+            throw ManifestErrors(messages: ["\(error)"])
         }
-        if hasPolicies {
-            // Policies are read by the agent's own parser: the lab accepts exactly what the
-            // agents will enforce.
-            do {
-                let content = try ManifestParser.parse(text, path: source)
-                for object in content.objects { if case .networkPolicy(let p) = object { set.policies.append(p) } }
-                errors += content.policyProblems.map { "\(source): \($0)" }
-            } catch {
-                errors.append("\(error)")
-            }
+        var set = ManifestSet()
+        var errors = file.problems.map { "\(source): \($0)" }
+        for object in file.objects {
+            let place = object.location.isEmpty ? source : "\(source): \(object.location)"
+            collect(object, where: place, into: &set, errors: &errors)
         }
         var seenPolicies = Set<PolicyKey>()
         for p in set.policies where !seenPolicies.insert(p.key).inserted {
@@ -188,56 +110,42 @@ enum ManifestReader {
         return set
     }
 
-    private static func collect(_ doc: MValue, where place: String, into set: inout ManifestSet, errors: inout [String],
-                                policies: inout Bool) {
-        if doc.isNull { return }   // an empty document (`---` at the end)
-        guard case .map = doc else {
-            errors.append("\(place): expected an object, found \(doc.kindName)")
-            return
-        }
-        let kind = doc["kind"]?.string ?? ""
-        switch kind {
-        case "List", "PodList", "NamespaceList", "NetworkPolicyList", "ServiceList":
-            guard let items = doc["items"] else { return }
-            guard case .list(let list) = items else {
-                errors.append("\(place): items must be a list")
-                return
-            }
-            for (j, item) in list.enumerated() {
-                collect(item, where: "\(place) items[\(j)]", into: &set, errors: &errors, policies: &policies)
-            }
+    private static func collect(_ object: ManifestObject, where place: String, into set: inout ManifestSet,
+                                errors: inout [String]) {
+        let doc = object.value
+        switch object.kind {
         case "Namespace":
             if let ns = namespace(doc, where: place, errors: &errors) { set.namespaces.append(ns) }
         case "Pod":
             if let pod = pod(doc, where: place, errors: &errors) { set.pods.append(pod) }
         case "NetworkPolicy":
-            policies = true
+            do { set.policies.append(try NetworkPolicy(parsing: PolicyValue(doc))) } catch {
+                errors.append("\(place): \(error)")
+            }
         case "Service":
             if let service = service(doc, where: place, errors: &errors) { set.services.append(service) }
-        case "":
-            errors.append("\(place): kind is required")
-        default:
-            let name = doc["metadata"]?["name"]?.string.map { " \($0)" } ?? ""
+        case let kind:
+            let name = doc["metadata"]?["name"]?.scalarText.map { " \($0)" } ?? ""
             errors.append("\(place) (\(kind)\(name)): kind \(kind) is not supported by the lab (Namespace, Pod, NetworkPolicy, Service, List)")
         }
     }
 
-    private static func checkAPIVersion(_ doc: MValue, object: String, errors: inout [String]) {
-        if let v = doc["apiVersion"]?.string, v != "v1" {
+    private static func checkAPIVersion(_ doc: JSONValue, object: String, errors: inout [String]) {
+        if let v = doc["apiVersion"]?.scalarText, v != "v1" {
             errors.append("\(object): apiVersion \"\(v)\" is not v1")
         }
     }
 
-    private static func labels(_ doc: MValue, object: String, errors: inout [String]) -> [String: String] {
+    private static func labels(_ doc: JSONValue, object: String, errors: inout [String]) -> [String: String] {
         guard let l = doc["metadata"]?["labels"], !l.isNull else { return [:] }
-        guard case .map(let pairs) = l else {
+        guard case .object(let members) = l else {
             errors.append("\(object): metadata.labels must be a mapping")
             return [:]
         }
         var out: [String: String] = [:]
-        for (k, v) in pairs {
-            guard let s = v.string else {
-                errors.append("\(object): metadata.labels.\(k) must be a string, found \(v.kindName)")
+        for (k, v) in members.map({ ($0.key, $0.value) }) {
+            guard let s = v.scalarText else {
+                errors.append("\(object): metadata.labels.\(k) must be a string, found \(v.brief)")
                 continue
             }
             if let problem = Names.labelKeyProblem(k) {
@@ -250,8 +158,8 @@ enum ManifestReader {
         return out
     }
 
-    private static func namespace(_ doc: MValue, where place: String, errors: inout [String]) -> NamespaceSpec? {
-        guard let name = doc["metadata"]?["name"]?.string, !name.isEmpty else {
+    private static func namespace(_ doc: JSONValue, where place: String, errors: inout [String]) -> NamespaceSpec? {
+        guard let name = doc["metadata"]?["name"]?.scalarText, !name.isEmpty else {
             errors.append("\(place) (Namespace): metadata.name is required")
             return nil
         }
@@ -263,12 +171,12 @@ enum ManifestReader {
         return errors.count == before ? NamespaceSpec(name: name, labels: l) : nil
     }
 
-    private static func pod(_ doc: MValue, where place: String, errors: inout [String]) -> PodSpec? {
-        guard let name = doc["metadata"]?["name"]?.string, !name.isEmpty else {
+    private static func pod(_ doc: JSONValue, where place: String, errors: inout [String]) -> PodSpec? {
+        guard let name = doc["metadata"]?["name"]?.scalarText, !name.isEmpty else {
             errors.append("\(place) (Pod): metadata.name is required")
             return nil
         }
-        let namespace = doc["metadata"]?["namespace"]?.string ?? "default"
+        let namespace = doc["metadata"]?["namespace"]?.scalarText ?? "default"
         let object = "pod \(namespace)/\(name)"
         let before = errors.count
         if let problem = Names.dnsSubdomainProblem(name) { errors.append("\(object): metadata.name \(problem)") }
@@ -276,28 +184,28 @@ enum ManifestReader {
         checkAPIVersion(doc, object: object, errors: &errors)
         let l = labels(doc, object: object, errors: &errors)
         let spec = doc["spec"]
-        let nodeName = spec?["nodeName"]?.string ?? ""
+        let nodeName = spec?["nodeName"]?.scalarText ?? ""
         if nodeName.isEmpty { errors.append("\(object): spec.nodeName is required (the lab node to run on)") }
 
         var containers: [ContainerSpec] = []
         var seenPorts: [String: String] = [:]   // "80/TCP" -> where
         var seenNames = Set<String>()
         if let cs = spec?["containers"], !cs.isNull {
-            guard case .list(let list) = cs else {
+            guard case .array(let list) = cs else {
                 errors.append("\(object): spec.containers must be a list")
                 return nil
             }
             for (ci, c) in list.enumerated() {
-                let cname = c["name"]?.string ?? "c\(ci)"
+                let cname = c["name"]?.scalarText ?? "c\(ci)"
                 var ports: [PortSpec] = []
                 if let ps = c["ports"], !ps.isNull {
-                    guard case .list(let plist) = ps else {
+                    guard case .array(let plist) = ps else {
                         errors.append("\(object): spec.containers[\(ci)].ports must be a list")
                         continue
                     }
                     for (pi, p) in plist.enumerated() {
                         let field = "spec.containers[\(ci)].ports[\(pi)]"
-                        guard let raw = p["containerPort"]?.string else {
+                        guard let raw = p["containerPort"]?.scalarText else {
                             errors.append("\(object): \(field).containerPort is required")
                             continue
                         }
@@ -305,12 +213,12 @@ enum ManifestReader {
                             errors.append("\(object): \(field).containerPort \"\(raw)\" is not a port number (1-65535)")
                             continue
                         }
-                        let protoText = (p["protocol"]?.string ?? "TCP").uppercased()
+                        let protoText = (p["protocol"]?.scalarText ?? "TCP").uppercased()
                         guard let proto = PortProtocol(rawValue: protoText) else {
-                            errors.append("\(object): \(field).protocol \"\(p["protocol"]?.string ?? "")\" is not supported by the lab (TCP or UDP)")
+                            errors.append("\(object): \(field).protocol \"\(p["protocol"]?.scalarText ?? "")\" is not supported by the lab (TCP or UDP)")
                             continue
                         }
-                        let pname = p["name"]?.string
+                        let pname = p["name"]?.scalarText
                         if let pname {
                             if let problem = Names.portNameProblem(pname) {
                                 errors.append("\(object): \(field).name \"\(pname)\" \(problem)")
@@ -327,11 +235,79 @@ enum ManifestReader {
                         ports.append(spec)
                     }
                 }
-                containers.append(ContainerSpec(name: cname, image: c["image"]?.string, ports: ports))
+                containers.append(ContainerSpec(name: cname, image: c["image"]?.scalarText, ports: ports))
             }
         }
         guard errors.count == before else { return nil }
         return PodSpec(namespace: namespace, name: name, labels: l, nodeName: nodeName, containers: containers)
+    }
+}
+
+extension ManifestReader {
+    /// A Service as the lab runs it: type ClusterIP, a selector, ports; a cluster IP, if given,
+    /// from the lab's service range.
+    static func service(_ doc: JSONValue, where place: String, errors: inout [String]) -> ServiceSpec? {
+        guard let name = doc["metadata"]?["name"]?.scalarText, !name.isEmpty else {
+            errors.append("\(place) (Service): metadata.name is required")
+            return nil
+        }
+        let namespace = doc["metadata"]?["namespace"]?.scalarText ?? "default"
+        let object = "service \(namespace)/\(name)"
+        let before = errors.count
+        if let problem = Names.dnsLabelProblem(name) { errors.append("\(object): metadata.name \(problem)") }
+        if let problem = Names.dnsLabelProblem(namespace) { errors.append("\(object): metadata.namespace \(problem)") }
+        if let v = doc["apiVersion"]?.scalarText, v != "v1" { errors.append("\(object): apiVersion \"\(v)\" is not v1") }
+        let spec = doc["spec"]
+        if let type = spec?["type"]?.scalarText, type != "ClusterIP" {
+            errors.append("\(object): spec.type \(type) is not supported by the lab (ClusterIP)")
+        }
+        var selector: [String: String] = [:]
+        if case .object(let members)? = spec?["selector"] {
+            for (k, v) in members.map({ ($0.key, $0.value) }) {
+                guard let s = v.scalarText else { errors.append("\(object): spec.selector.\(k) must be a string"); continue }
+                selector[k] = s
+            }
+        }
+        if selector.isEmpty { errors.append("\(object): spec.selector is required (the lab picks backends by it)") }
+        var clusterIP = spec?["clusterIP"]?.scalarText
+        if clusterIP == "" { clusterIP = nil }
+        if let ip = clusterIP {
+            if ip == "None" {
+                errors.append("\(object): spec.clusterIP None (headless) is not supported by the lab")
+            } else if let a = IPAddress(ip), a.family == .v4 {
+                if !LabServices.cidr.contains(a) { errors.append("\(object): spec.clusterIP \(ip) is outside the lab's service range \(LabServices.cidr)") }
+            } else {
+                errors.append("\(object): spec.clusterIP \"\(ip)\" is not an IPv4 address")
+            }
+        }
+        var ports: [ServicePortSpec] = []
+        if case .array(let list)? = spec?["ports"] {
+            var seen = Set<String>()
+            for (i, p) in list.enumerated() {
+                let field = "spec.ports[\(i)]"
+                guard let raw = p["port"]?.scalarText, let port = Int(raw), (1...65535).contains(port) else {
+                    errors.append("\(object): \(field).port is required (1-65535)")
+                    continue
+                }
+                let protoText = (p["protocol"]?.scalarText ?? "TCP").uppercased()
+                guard let proto = PortProtocol(rawValue: protoText) else {
+                    errors.append("\(object): \(field).protocol \"\(protoText)\" is not supported by the lab (TCP or UDP)")
+                    continue
+                }
+                let target = p["targetPort"]?.scalarText ?? String(port)
+                if let n = Int(target) {
+                    if !(1...65535).contains(n) { errors.append("\(object): \(field).targetPort \(n) is not a port (1-65535)") }
+                } else if let problem = Names.portNameProblem(target) {
+                    errors.append("\(object): \(field).targetPort \"\(target)\" \(problem)")
+                }
+                let spec = ServicePortSpec(name: p["name"]?.scalarText, port: port, targetPort: target, proto: proto)
+                if !seen.insert(spec.label).inserted { errors.append("\(object): \(field): \(spec.label) is declared twice") }
+                ports.append(spec)
+            }
+        }
+        if ports.isEmpty { errors.append("\(object): spec.ports is required") }
+        guard errors.count == before else { return nil }
+        return ServiceSpec(namespace: namespace, name: name, selector: selector, ports: ports, clusterIP: clusterIP)
     }
 }
 

@@ -2,9 +2,9 @@
 //
 // Pieces, in the order data flows:
 //
-// - `PolicyValue` (a decoded JSON/YAML tree) -> `NetworkPolicy(parsing:)`, `PodInfo(parsing:)`,
-//   `NamespaceInfo(parsing:)`, `NodeInfo(parsing:)`, or `PolicyManifests(documents:)` for a set
-//   of manifests. Validation follows the API server and names the field:
+// - `PolicyValue` (a decoded JSON/YAML tree) -> `NetworkPolicy(parsing:)`; manifest files are
+//   read by TrellisManifests (`ManifestFile`), Pods, Namespaces and Nodes by the agent's
+//   `ManifestParser`. Validation follows the API server and names the field:
 //   `policy x/deny: spec.ingress[0].ports[1].endPort 79 < port 80`.
 // - `PolicyCluster`: the objects, indexed. `verdict(from:to:port:proto:)` is the reference
 //   semantics, evaluated directly on the objects; `Verdict.description` is the

@@ -11,16 +11,22 @@ public struct FieldProblem: Sendable, Hashable, CustomStringConvertible {
     public var description: String { path.isEmpty ? message : "\(path) \(message)" }
 }
 
-/// A NetworkPolicy (or other object) that does not validate; every problem found is listed.
+/// A NetworkPolicy that does not validate; every problem found is listed.
 ///
 /// `description`: `policy x/deny: spec.ingress[0].ports[1].endPort 79 < port 80`, problems
 /// separated by "; ".
 public struct PolicyParseError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// "NetworkPolicy", "Pod", "Namespace", "Node".
+    /// "NetworkPolicy" (the only kind this module parses).
     public var kind: String
     /// `namespace/name` (or just the name, or "(unnamed)").
     public var object: String
     public var problems: [FieldProblem]
+
+    package init(kind: String, object: String, problems: [FieldProblem]) {
+        self.kind = kind
+        self.object = object
+        self.problems = problems
+    }
 
     public var description: String {
         let what = kind == "NetworkPolicy" ? "policy" : kind.lowercased()
@@ -55,10 +61,9 @@ extension NetworkPolicy {
                 for (i, t) in types.enumerated() {
                     let path = "spec.policyTypes[\(i)]"
                     guard let s = p.string(t, path) else { continue }
-                    if let d = PolicyDirection(rawValue: s) { if !out.contains(d) { out.append(d) } }
-                    else { p.fail(path, "\"\(s)\" is not Ingress or Egress") }
+                    if let d = p.policyType(s, path), !out.contains(d) { out.append(d) }
                 }
-                if types.count > 2 { p.fail("spec.policyTypes", "may not list more than two types") }
+                p.policyTypeCount(types.count)
                 policy.policyTypes = out
             }
             for direction in PolicyDirection.allCases {
@@ -89,134 +94,144 @@ extension NetworkPolicy {
     }
 }
 
-// MARK: - Pods, namespaces, nodes (for offline tools: `trellisctl policy explain -f`)
-
-extension PodInfo {
-    /// Reads a Pod: labels, `spec.nodeName`, the containers' named ports, `status.podIPs`
-    /// (or `status.podIP`). A host-network pod is read too; callers leave it out.
-    public init(parsing value: PolicyValue, defaultNamespace: String = "default") throws(PolicyParseError) {
-        var p = TreeParser()
-        let (namespace, name, labels) = p.metadata(value, kind: "Pod", apiVersion: "v1", defaultNamespace: defaultNamespace)
-        self.init(namespace: namespace, name: name, labels: labels)
-        if let spec = p.object(value["spec"], "spec", allowed: nil) {
-            node = p.string(spec["nodeName"], "spec.nodeName")
-            var ports: [NamedPort] = []
-            for (i, c) in (p.array(spec["containers"], "spec.containers") ?? []).enumerated() {
-                let cpath = "spec.containers[\(i)]"
-                guard p.object(c, cpath, allowed: nil) != nil else { continue }
-                for (j, port) in (p.array(c["ports"], "\(cpath).ports") ?? []).enumerated() {
-                    let path = "\(cpath).ports[\(j)]"
-                    guard p.object(port, path, allowed: nil) != nil else { continue }
-                    let number = p.portNumber(port["containerPort"], "\(path).containerPort")
-                    var proto = Proto.tcp
-                    if let s = p.string(port["protocol"], "\(path).protocol") {
-                        if let v = Proto(name: s) { proto = v } else { p.fail("\(path).protocol", "\"\(s)\" is not TCP, UDP or SCTP") }
-                    }
-                    if let name = p.string(port["name"], "\(path).name"), let number {
-                        if let problem = K8sSyntax.portNameProblem(name) { p.fail("\(path).name", problem) }
-                        else { ports.append(NamedPort(name, number, proto)) }
-                    }
-                }
-            }
-            namedPorts = ports.sorted()
-        }
-        if let status = p.object(value["status"], "status", allowed: nil) {
-            for (i, entry) in (p.array(status["podIPs"], "status.podIPs") ?? []).enumerated() {
-                if p.object(entry, "status.podIPs[\(i)]", allowed: nil) != nil,
-                   let ip = p.address(entry["ip"], "status.podIPs[\(i)].ip") { ips.append(ip) }
-            }
-            if ips.isEmpty, let ip = p.address(status["podIP"], "status.podIP") { ips = [ip] }
-        }
-        if !p.problems.isEmpty {
-            throw PolicyParseError(kind: "Pod", object: "\(namespace)/\(name)", problems: p.problems)
-        }
-    }
-}
-
-extension NamespaceInfo {
-    public init(parsing value: PolicyValue) throws(PolicyParseError) {
-        var p = TreeParser()
-        let (_, name, labels) = p.metadata(value, kind: "Namespace", apiVersion: "v1", defaultNamespace: nil)
-        self.init(name: name, labels: labels)
-        if !p.problems.isEmpty { throw PolicyParseError(kind: "Namespace", object: name, problems: p.problems) }
-    }
-}
-
-extension NodeInfo {
-    /// Reads a Node's `status.addresses` of type InternalIP.
-    public init(parsing value: PolicyValue) throws(PolicyParseError) {
-        var p = TreeParser()
-        let (_, name, _) = p.metadata(value, kind: "Node", apiVersion: "v1", defaultNamespace: nil)
-        self.init(name: name)
-        if let status = p.object(value["status"], "status", allowed: nil) {
-            for (i, a) in (p.array(status["addresses"], "status.addresses") ?? []).enumerated() {
-                let path = "status.addresses[\(i)]"
-                guard p.object(a, path, allowed: nil) != nil, p.string(a["type"], "\(path).type") == "InternalIP" else { continue }
-                if let ip = p.address(a["address"], "\(path).address") { ips.append(ip) }
-            }
-        }
-        if !p.problems.isEmpty { throw PolicyParseError(kind: "Node", object: name, problems: p.problems) }
-    }
-}
-
-/// The objects of a set of manifests that matter to policy.
-public struct PolicyManifests: Sendable {
-    public var policies: [NetworkPolicy] = []
-    public var pods: [PodInfo] = []
-    public var namespaces: [NamespaceInfo] = []
-    public var nodes: [NodeInfo] = []
-    /// Objects skipped because they do not validate, each with its reason.
-    public var problems: [String] = []
-
-    public init() {}
-
-    /// Reads documents (each an object, a `List`, or a `PodList`-style list); kinds other than
-    /// NetworkPolicy, Pod, Namespace and Node are ignored, host-network pods are left out.
-    public init(documents: [PolicyValue], defaultNamespace: String = "default") {
-        for doc in documents { add(doc, impliedKind: nil, defaultNamespace: defaultNamespace) }
-    }
-
-    private mutating func add(_ doc: PolicyValue, impliedKind: String?, defaultNamespace: String) {
-        guard case .object = doc else {
-            if doc != .null { problems.append("expected an object, got \(doc.brief)") }
-            return
-        }
-        var kind = impliedKind
-        if case .string(let k)? = doc["kind"] { kind = k }
-        guard let kind else { problems.append("an object without kind"); return }
-        if kind.hasSuffix("List") {
-            let itemKind = kind == "List" ? nil : String(kind.dropLast(4))
-            if case .array(let items)? = doc["items"] {
-                for item in items { add(item, impliedKind: itemKind, defaultNamespace: defaultNamespace) }
-            } else {
-                problems.append("\(kind): items is not a list")
-            }
-            return
-        }
-        do {
-            switch kind {
-            case "NetworkPolicy": policies.append(try NetworkPolicy(parsing: doc, defaultNamespace: defaultNamespace))
-            case "Pod":
-                if case .bool(true)? = doc["spec"]?["hostNetwork"] { return }
-                pods.append(try PodInfo(parsing: doc, defaultNamespace: defaultNamespace))
-            case "Namespace": namespaces.append(try NamespaceInfo(parsing: doc))
-            case "Node": nodes.append(try NodeInfo(parsing: doc))
-            default: return
-            }
-        } catch {
-            problems.append(error.description)
-        }
-    }
-}
-
 // MARK: - The reader
 
 /// Typed access to a `PolicyValue` tree that records problems instead of stopping at the
 /// first one. Absent members and nulls read as nil.
-struct TreeParser {
-    var problems: [FieldProblem] = []
+///
+/// The checks of values already typed (a label, an operator, a CIDR, a port) are methods of
+/// their own, visible to the package: a NetworkPolicy that comes typed (from the Kubernetes
+/// client) is converted by the same checks, with the same messages, without a detour through
+/// a tree.
+package struct TreeParser {
+    package var problems: [FieldProblem] = []
 
-    mutating func fail(_ path: String, _ message: String) { problems.append(FieldProblem(path, message)) }
+    package init() {}
+
+    package mutating func fail(_ path: String, _ message: String) { problems.append(FieldProblem(path, message)) }
+
+    // MARK: Checks of typed values
+
+    package mutating func labelKey(_ key: String, _ path: String) {
+        if let problem = K8sSyntax.labelKeyProblem(key) { fail(path, problem) }
+    }
+
+    package mutating func labelValue(_ value: String, _ path: String) {
+        if let problem = K8sSyntax.labelValueProblem(value) { fail(path, problem) }
+    }
+
+    /// Labels (or `matchLabels`) already read as strings; checked in key order.
+    package mutating func labels(_ labels: [String: String], _ path: String) -> Labels {
+        for (key, value) in labels.sorted(by: { $0.key < $1.key }) {
+            labelKey(key, "\(path).\(key)")
+            labelValue(value, "\(path).\(key)")
+        }
+        return labels
+    }
+
+    package mutating func policyType(_ text: String, _ path: String) -> PolicyDirection? {
+        guard let d = PolicyDirection(rawValue: text) else {
+            fail(path, "\"\(text)\" is not Ingress or Egress")
+            return nil
+        }
+        return d
+    }
+
+    package mutating func policyTypeCount(_ count: Int) {
+        if count > 2 { fail("spec.policyTypes", "may not list more than two types") }
+    }
+
+    /// `matchExpressions[].key`, at `ep` (the expression's path).
+    package mutating func requirementKey(_ key: String, _ ep: String) {
+        if key.isEmpty { fail("\(ep).key", "missing") }
+        else { labelKey(key, "\(ep).key") }
+    }
+
+    /// The operator of an expression (nil: not given) and whether its values fit it.
+    package mutating func requirement(key: String, operator opText: String?, values: [String], _ ep: String)
+        -> LabelSelectorRequirement? {
+        guard let opText else {
+            fail("\(ep).operator", "missing (In, NotIn, Exists or DoesNotExist)")
+            return nil
+        }
+        guard let op = LabelSelectorRequirement.Operator(rawValue: opText) else {
+            fail("\(ep).operator", "\"\(opText)\" is not In, NotIn, Exists or DoesNotExist")
+            return nil
+        }
+        let needsValues = op == .in || op == .notIn
+        if needsValues && values.isEmpty {
+            fail("\(ep).values", "must be non-empty for \(op.rawValue)")
+            return nil
+        }
+        if !needsValues && !values.isEmpty {
+            fail("\(ep).values", "must be empty for \(op.rawValue)")
+            return nil
+        }
+        return LabelSelectorRequirement(key: key, op, values)
+    }
+
+    /// Which of podSelector, namespaceSelector and ipBlock a peer gives.
+    package mutating func peerFields(_ given: [String], _ path: String) {
+        if given.isEmpty { fail(path, "must specify podSelector, namespaceSelector or ipBlock") }
+        if given.contains("ipBlock"), given.count > 1 {
+            fail(path, "may not combine ipBlock with podSelector or namespaceSelector")
+        }
+    }
+
+    /// `ipBlock.cidr`, at `path` (the ipBlock's).
+    package mutating func blockCIDR(_ text: String, _ path: String) -> IPNetwork? {
+        guard let cidr = IPNetwork(text) else {
+            fail("\(path).cidr", "\"\(text)\" is not a CIDR (address/prefix length)")
+            return nil
+        }
+        return cidr
+    }
+
+    /// One `ipBlock.except` entry, at `ep`: a strict subset of `cidr`.
+    package mutating func blockExcept(_ text: String, of cidr: IPNetwork, _ ep: String) -> IPNetwork? {
+        guard let e = IPNetwork(text) else { fail(ep, "\"\(text)\" is not a CIDR (address/prefix length)"); return nil }
+        if e.family != cidr.family {
+            fail(ep, "\(text) is not the same address family as cidr \(cidr.network)")
+            return nil
+        }
+        if !(e.prefixLength > cidr.prefixLength && cidr.network.contains(e.first)) {
+            fail(ep, "\(text) is not inside cidr \(cidr.network) (an except must be a strict subset)")
+            return nil
+        }
+        return e
+    }
+
+    package mutating func protocolName(_ text: String, _ path: String) -> Proto? {
+        guard let p = Proto(name: text) else { fail(path, "\"\(text)\" is not TCP, UDP or SCTP"); return nil }
+        return p
+    }
+
+    package mutating func namedPort(_ name: String, _ path: String) -> PolicyPort.Port {
+        if let problem = K8sSyntax.portNameProblem(name) { fail(path, problem) }
+        return .named(name)
+    }
+
+    package mutating func portNumber(_ n: Int, _ path: String) -> UInt16? {
+        guard (1...65535).contains(n) else { fail(path, "\(n) is not a port number (1 to 65535)"); return nil }
+        return UInt16(n)
+    }
+
+    /// `endPort` given as `end`, with the port read (nil: absent or wrong) and whether one was given.
+    package mutating func endPort(_ end: UInt16, port: PolicyPort.Port?, portGiven: Bool, _ path: String) -> UInt16? {
+        switch port {
+        case nil:
+            if !portGiven { fail(path, "may not be given without port") }
+            return nil
+        case .named(let name):
+            fail(path, "may not be given with the named port \"\(name)\"")
+            return nil
+        case .number(let start):
+            if end < start { fail(path, "\(end) < port \(start)") }
+            return end
+        }
+    }
+
+    // MARK: Reading the tree
 
     private func present(_ v: PolicyValue?) -> PolicyValue? {
         guard let v, v != .null else { return nil }
@@ -259,14 +274,7 @@ struct TreeParser {
 
     mutating func portNumber(_ v: PolicyValue?, _ path: String) -> UInt16? {
         guard let n = integer(v, path) else { return nil }
-        guard (1...65535).contains(n) else { fail(path, "\(n) is not a port number (1 to 65535)"); return nil }
-        return UInt16(n)
-    }
-
-    mutating func address(_ v: PolicyValue?, _ path: String) -> IPAddress? {
-        guard let s = string(v, path) else { return nil }
-        guard let a = IPAddress(s) else { fail(path, "\"\(s)\" is not an IPv4 or IPv6 address"); return nil }
-        return a
+        return portNumber(n, path)
     }
 
     mutating func stringMap(_ v: PolicyValue?, _ path: String, values: Bool) -> Labels {
@@ -274,10 +282,10 @@ struct TreeParser {
         var out: Labels = [:]
         for m in members {
             let p = "\(path).\(m.key)"
-            if let problem = K8sSyntax.labelKeyProblem(m.key) { fail(p, problem) }
+            labelKey(m.key, p)
             switch m.value {
             case .string(let s):
-                if values, let problem = K8sSyntax.labelValueProblem(s) { fail(p, problem) }
+                if values { labelValue(s, p) }
                 out[m.key] = s
             case .null: out[m.key] = ""
             default: fail(p, "expected a string, got \(m.value.brief)")
@@ -315,33 +323,16 @@ struct TreeParser {
             let ep = "\(path).matchExpressions[\(i)]"
             guard object(e, ep, allowed: ["key", "operator", "values"]) != nil else { continue }
             let key = string(e["key"], "\(ep).key") ?? ""
-            if key.isEmpty { fail("\(ep).key", "missing") }
-            else if let problem = K8sSyntax.labelKeyProblem(key) { fail("\(ep).key", problem) }
+            requirementKey(key, ep)
             var values: [String] = []
             for (j, item) in (array(e["values"], "\(ep).values") ?? []).enumerated() {
                 if let s = string(item, "\(ep).values[\(j)]") {
-                    if let problem = K8sSyntax.labelValueProblem(s) { fail("\(ep).values[\(j)]", problem) }
+                    labelValue(s, "\(ep).values[\(j)]")
                     values.append(s)
                 }
             }
-            guard let opText = string(e["operator"], "\(ep).operator") else {
-                fail("\(ep).operator", "missing (In, NotIn, Exists or DoesNotExist)")
-                continue
-            }
-            guard let op = LabelSelectorRequirement.Operator(rawValue: opText) else {
-                fail("\(ep).operator", "\"\(opText)\" is not In, NotIn, Exists or DoesNotExist")
-                continue
-            }
-            let needsValues = op == .in || op == .notIn
-            if needsValues && values.isEmpty {
-                fail("\(ep).values", "must be non-empty for \(op.rawValue)")
-                continue
-            }
-            if !needsValues && !values.isEmpty {
-                fail("\(ep).values", "must be empty for \(op.rawValue)")
-                continue
-            }
-            sel.matchExpressions.append(LabelSelectorRequirement(key: key, op, values))
+            let opText = string(e["operator"], "\(ep).operator")
+            if let r = requirement(key: key, operator: opText, values: values, ep) { sel.matchExpressions.append(r) }
         }
         return sel
     }
@@ -353,11 +344,7 @@ struct TreeParser {
         }
         let before = problems.count
         var peer = PolicyPeer()
-        let given = ["podSelector", "namespaceSelector", "ipBlock"].filter { present(obj[$0]) != nil }
-        if given.isEmpty { fail(path, "must specify podSelector, namespaceSelector or ipBlock") }
-        if given.contains("ipBlock"), given.count > 1 {
-            fail(path, "may not combine ipBlock with podSelector or namespaceSelector")
-        }
+        peerFields(["podSelector", "namespaceSelector", "ipBlock"].filter { present(obj[$0]) != nil }, path)
         peer.podSelector = selector(obj["podSelector"], "\(path).podSelector")
         peer.namespaceSelector = selector(obj["namespaceSelector"], "\(path).namespaceSelector")
         if let b = object(obj["ipBlock"], "\(path).ipBlock", allowed: ["cidr", "except"]) {
@@ -371,25 +358,13 @@ struct TreeParser {
             if present(b["cidr"]) == nil { fail("\(path).cidr", "missing") }
             return nil
         }
-        guard let cidr = IPNetwork(text) else {
-            fail("\(path).cidr", "\"\(text)\" is not a CIDR (address/prefix length)")
-            return nil
-        }
+        guard let cidr = blockCIDR(text, path) else { return nil }
         var except: [IPNetwork] = []
         var ok = true
         for (i, item) in (array(b["except"], "\(path).except") ?? []).enumerated() {
             let ep = "\(path).except[\(i)]"
-            guard let s = string(item, ep) else { ok = false; continue }
-            guard let e = IPNetwork(s) else { fail(ep, "\"\(s)\" is not a CIDR (address/prefix length)"); ok = false; continue }
-            if e.family != cidr.family {
-                fail(ep, "\(s) is not the same address family as cidr \(cidr.network)")
-                ok = false
-            } else if !(e.prefixLength > cidr.prefixLength && cidr.network.contains(e.first)) {
-                fail(ep, "\(s) is not inside cidr \(cidr.network) (an except must be a strict subset)")
-                ok = false
-            } else {
-                except.append(e)
-            }
+            guard let s = string(item, ep), let e = blockExcept(s, of: cidr, ep) else { ok = false; continue }
+            except.append(e)
         }
         return ok ? IPBlock(cidr: cidr, except: except) : nil
     }
@@ -398,27 +373,15 @@ struct TreeParser {
         guard let obj = object(v, path, allowed: ["protocol", "port", "endPort"]) else { return nil }
         let before = problems.count
         var out = PolicyPort()
-        if let s = string(obj["protocol"], "\(path).protocol") {
-            if let p = Proto(name: s) { out.proto = p } else { fail("\(path).protocol", "\"\(s)\" is not TCP, UDP or SCTP") }
-        }
+        if let s = string(obj["protocol"], "\(path).protocol"), let p = protocolName(s, "\(path).protocol") { out.proto = p }
         switch present(obj["port"]) {
         case nil: break
-        case .string(let name)?:
-            if let problem = K8sSyntax.portNameProblem(name) { fail("\(path).port", problem) }
-            out.port = .named(name)
+        case .string(let name)?: out.port = namedPort(name, "\(path).port")
         case let other?:
             if let n = portNumber(other, "\(path).port") { out.port = .number(n) }
         }
         if let end = portNumber(obj["endPort"], "\(path).endPort") {
-            switch out.port {
-            case nil:
-                if present(obj["port"]) == nil { fail("\(path).endPort", "may not be given without port") }
-            case .named(let name):
-                fail("\(path).endPort", "may not be given with the named port \"\(name)\"")
-            case .number(let start):
-                if end < start { fail("\(path).endPort", "\(end) < port \(start)") }
-                out.endPort = end
-            }
+            out.endPort = endPort(end, port: out.port, portGiven: present(obj["port"]) != nil, "\(path).endPort")
         }
         return problems.count == before ? out : nil
     }

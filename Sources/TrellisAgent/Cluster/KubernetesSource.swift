@@ -172,14 +172,12 @@ actor SnapshotAssembler {
                           phase: p.status?.phase)
     }
 
-    /// The API's object, validated by the same parser as manifests (the API server validated it
-    /// already; a policy this agent cannot read is logged once and left out).
+    /// The API's object, converted and checked as the manifest parser checks policies (the API
+    /// server validated it already; a policy this agent cannot read is logged once and left out).
     private func convert(_ p: TrellisKube.NetworkPolicy) -> TrellisPolicy.NetworkPolicy? {
         let id = "\(p.metadata.namespace ?? "default")/\(p.metadata.name ?? "?")"
         do {
-            let data = try JSONEncoder().encode(p)
-            let value = try JSONDecoder().decode(PolicyValue.self, from: data)
-            let policy = try TrellisPolicy.NetworkPolicy(parsing: value)
+            let policy = try TrellisPolicy.NetworkPolicy(p)
             rejected[id] = nil
             return policy
         } catch {

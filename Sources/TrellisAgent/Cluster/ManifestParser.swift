@@ -1,5 +1,6 @@
 import Foundation
 import TrellisJSON
+import TrellisManifests
 import TrellisNet
 import TrellisPolicy
 
@@ -47,79 +48,29 @@ public struct ManifestContent: Sendable, Equatable {
     public var policyProblems: [String] = []
 }
 
-/// A file that cannot be read as YAML or JSON at all.
-public struct ManifestError: Error, CustomStringConvertible, Sendable {
-    public let path: String
-    public let reason: String
-    public var description: String { "\(path): \(reason)" }
-}
-
-/// Reads Kubernetes manifests: YAML (several documents separated by `---`) or JSON, objects
-/// alone or in a `kind: List` (or `NodeList`, `PodList`, ... as the API returns them, whose
-/// items carry no `kind`). Kinds other than Node, Namespace, Pod, NetworkPolicy and Service are
-/// ignored.
+/// The agent's reading of manifest objects (`ManifestFile` reads the files): Kinds other than
+/// Node, Namespace, Pod, NetworkPolicy and Service are ignored.
 /// An object with a wrong field is skipped and reported; the rest of its file still counts.
 public enum ManifestParser {
     public static func parse(_ text: String, path: String) throws(ManifestError) -> ManifestContent {
-        let documents: [JSONValue]
-        if looksLikeJSON(text, path: path) {
-            do {
-                // A JSON file may also be a bare array of objects.
-                let doc = try JSONValue.parse(Array(text.utf8))
-                if case .array(let items) = doc { documents = items } else { documents = [doc] }
-            } catch {
-                throw ManifestError(path: path, reason: "not valid JSON: \(error)")
-            }
-        } else {
-            do { documents = try YAMLTree.documents(text) } catch {
-                throw ManifestError(path: path, reason: "not valid YAML: \(error)")
-            }
-        }
-        var content = ManifestContent(objects: [], problems: [], highestResourceVersion: nil)
-        for (i, doc) in documents.enumerated() {
-            read(doc, where: documents.count > 1 ? "document \(i + 1)" : "", impliedKind: nil, into: &content)
-        }
+        let file = try ManifestFile(parsing: text, path: path)
+        var content = ManifestContent(objects: [], problems: file.problems, highestResourceVersion: nil)
+        for object in file.objects { read(object, into: &content) }
         return content
     }
 
-    static func looksLikeJSON(_ text: String, path: String) -> Bool {
-        if path.hasSuffix(".json") { return true }
-        let first = text.unicodeScalars.first { !$0.properties.isWhitespace }
-        return first == "{" || first == "["
-    }
-
-    private static func read(_ doc: JSONValue, where location: String, impliedKind: String?,
-                             into content: inout ManifestContent) {
-        let r: TreeReader
-        do { r = try TreeReader(doc) } catch {
-            content.problems.append(prefixed(location, "expected an object, got \(doc.brief)"))
-            return
-        }
-        let kind = (try? r.string("kind")) ?? impliedKind
-        guard let kind else {
-            content.problems.append(prefixed(location, "no kind"))
-            return
-        }
-        if kind == "List" || (kind.hasSuffix("List") && kind.count > 4) {
-            let itemKind = kind == "List" ? nil : String(kind.dropLast(4))
-            guard let items = try? r.array("items") else {
-                content.problems.append(prefixed(location, "\(kind): items is not a list"))
-                return
-            }
-            for (i, item) in items.enumerated() {
-                read(item, where: prefixed(location, "items[\(i)]"), impliedKind: itemKind, into: &content)
-            }
-            return
-        }
+    private static func read(_ object: ManifestObject, into content: inout ManifestContent) {
+        let kind = object.kind
+        guard let r = try? TreeReader(object.value) else { return }  // ManifestFile gives mappings only
         if let rv = (try? r.object("metadata")?.string("resourceVersion")).flatMap({ $0 }).flatMap({ UInt64($0) }) {
             content.highestResourceVersion = max(content.highestResourceVersion ?? 0, rv)
         }
         if kind == "NetworkPolicy" {
             do {
-                content.objects.append(.networkPolicy(try NetworkPolicy(parsing: PolicyValue(doc))))
+                content.objects.append(.networkPolicy(try NetworkPolicy(parsing: PolicyValue(object.value))))
             } catch {
-                content.problems.append(prefixed(location, "\(error), skipped"))
-                content.policyProblems.append(prefixed(location, "\(error)"))
+                content.problems.append(object.located("\(error), skipped"))
+                content.policyProblems.append(object.located("\(error)"))
             }
             return
         }
@@ -134,12 +85,8 @@ public enum ManifestParser {
         } catch {
             let name = (try? r.object("metadata")?.string("name")) ?? nil
             let what = name.map { "\(kind) \($0)" } ?? kind
-            content.problems.append(prefixed(location, "\(what) skipped: \(error)"))
+            content.problems.append(object.located("\(what) skipped: \(error)"))
         }
-    }
-
-    private static func prefixed(_ location: String, _ text: String) -> String {
-        location.isEmpty ? text : "\(location): \(text)"
     }
 
     private static func metadata(_ r: TreeReader) throws(FieldError) -> (name: String, namespace: String?, labels: [String: String]) {

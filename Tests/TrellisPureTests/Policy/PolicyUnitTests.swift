@@ -195,31 +195,6 @@ import TrellisNet
         #expect(p.egress == [rule([], [.udp(53), .named("dns-tcp")])])
         #expect(p.effectivePolicyTypes == [.egress])
     }
-
-    @Test func manifestsWithPodsNamespacesNodesAndLists() {
-        let docs: [PolicyValue] = [
-            ["kind": "Namespace", "metadata": ["name": "x", "labels": ["team": "a"]]],
-            ["kind": "PodList", "items": [
-                ["metadata": ["name": "a", "namespace": "x", "labels": ["app": "web"]],
-                 "spec": ["nodeName": "n1", "containers": [["ports": [["name": "http", "containerPort": 8080], ["containerPort": 9090],
-                                                                   ["name": "dns", "containerPort": 53, "protocol": "UDP"]]]]],
-                 "status": ["podIPs": [["ip": "10.244.1.5"], ["ip": "fd00::5"]]]],
-                ["metadata": ["name": "host", "namespace": "x"], "spec": ["hostNetwork": true]],
-            ]],
-            ["kind": "Node", "metadata": ["name": "n1"], "status": ["addresses": [["type": "InternalIP", "address": "192.168.0.1"],
-                                                                                  ["type": "Hostname", "address": "n1"]]]],
-            ["kind": "ConfigMap", "metadata": ["name": "ignored"]],
-            ["kind": "NetworkPolicy", "metadata": ["name": "bad", "namespace": "x"], "spec": ["ingress": [["ports": [["port": 0]]]]]],
-            ["kind": "NetworkPolicy", "metadata": ["name": "deny", "namespace": "x"], "spec": [:]],
-        ]
-        let m = PolicyManifests(documents: docs)
-        #expect(m.namespaces == [NamespaceInfo(name: "x", labels: ["team": "a"])])
-        #expect(m.pods == [PodInfo(namespace: "x", name: "a", labels: ["app": "web"], ips: [addr("10.244.1.5"), addr("fd00::5")],
-                                   node: "n1", namedPorts: [NamedPort("http", 8080), NamedPort("dns", 53, .udp)])])
-        #expect(m.nodes == [NodeInfo(name: "n1", ips: [addr("192.168.0.1")])])
-        #expect(m.policies.map(\.key) == [PolicyKey("x", "deny")])
-        #expect(m.problems == ["policy x/bad: spec.ingress[0].ports[0].port 0 is not a port number (1 to 65535)"])
-    }
 }
 
 @Suite struct PolicyIdentityTests {

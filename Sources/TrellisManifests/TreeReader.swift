@@ -2,53 +2,49 @@ import TrellisCore
 import TrellisJSON
 import TrellisNet
 
-/// TrellisCore's, shared with the handshake messages; named here so that the agent's readers
-/// need no import of their own.
-typealias FieldError = TrellisCore.FieldError
-
 /// Typed, path-aware access to the members of one object of a `JSONValue` tree.
-struct TreeReader {
-    let value: JSONValue
+public struct TreeReader: Sendable {
+    public let value: JSONValue
     /// Where this object sits in its document; "" for the top.
-    let path: String
+    public let path: String
 
-    init(_ value: JSONValue, path: String = "") throws(FieldError) {
+    public init(_ value: JSONValue, path: String = "") throws(FieldError) {
         guard case .object = value else { throw FieldError(path, "expected a mapping, got \(value.brief)") }
         self.value = value
         self.path = path
     }
 
-    func path(of key: String) -> String { path.isEmpty ? key : path + "." + key }
+    public func path(of key: String) -> String { path.isEmpty ? key : path + "." + key }
 
-    var keys: [String] {
+    public var keys: [String] {
         guard case .object(let members) = value else { return [] }
         return members.map(\.key)
     }
 
     /// The member, nil when absent or null (YAML's `key:` with nothing after it).
-    func member(_ key: String) -> JSONValue? {
+    public func member(_ key: String) -> JSONValue? {
         guard let v = value[key], v != .null else { return nil }
         return v
     }
 
-    func string(_ key: String) throws(FieldError) -> String? {
+    public func string(_ key: String) throws(FieldError) -> String? {
         guard let v = member(key) else { return nil }
         guard case .string(let s) = v else { throw FieldError(path(of: key), "expected a string, got \(v.brief)") }
         return s
     }
 
-    func requiredString(_ key: String) throws(FieldError) -> String {
+    public func requiredString(_ key: String) throws(FieldError) -> String {
         guard let s = try string(key), !s.isEmpty else { throw FieldError(path(of: key), "missing") }
         return s
     }
 
-    func bool(_ key: String) throws(FieldError) -> Bool? {
+    public func bool(_ key: String) throws(FieldError) -> Bool? {
         guard let v = member(key) else { return nil }
         guard case .bool(let b) = v else { throw FieldError(path(of: key), "expected true or false, got \(v.brief)") }
         return b
     }
 
-    func integer(_ key: String) throws(FieldError) -> Int? {
+    public func integer(_ key: String) throws(FieldError) -> Int? {
         guard let v = member(key) else { return nil }
         guard case .number(let n) = v, n.rounded() == n, abs(n) < 9e15 else {
             throw FieldError(path(of: key), "expected an integer, got \(v.brief)")
@@ -56,25 +52,25 @@ struct TreeReader {
         return Int(n)
     }
 
-    func object(_ key: String) throws(FieldError) -> TreeReader? {
+    public func object(_ key: String) throws(FieldError) -> TreeReader? {
         guard let v = member(key) else { return nil }
         return try TreeReader(v, path: path(of: key))
     }
 
-    func array(_ key: String) throws(FieldError) -> [JSONValue]? {
+    public func array(_ key: String) throws(FieldError) -> [JSONValue]? {
         guard let v = member(key) else { return nil }
         guard case .array(let items) = v else { throw FieldError(path(of: key), "expected a list, got \(v.brief)") }
         return items
     }
 
-    func objects(_ key: String) throws(FieldError) -> [TreeReader] {
+    public func objects(_ key: String) throws(FieldError) -> [TreeReader] {
         guard let items = try array(key) else { return [] }
         var out: [TreeReader] = []
         for (i, item) in items.enumerated() { out.append(try TreeReader(item, path: "\(path(of: key))[\(i)]")) }
         return out
     }
 
-    func strings(_ key: String) throws(FieldError) -> [String] {
+    public func strings(_ key: String) throws(FieldError) -> [String] {
         guard let items = try array(key) else { return [] }
         var out: [String] = []
         for (i, item) in items.enumerated() {
@@ -87,7 +83,7 @@ struct TreeReader {
     }
 
     /// A mapping of strings to strings (labels, annotations).
-    func stringMap(_ key: String) throws(FieldError) -> [String: String] {
+    public func stringMap(_ key: String) throws(FieldError) -> [String: String] {
         guard let obj = try object(key), case .object(let members) = obj.value else { return [:] }
         var out: [String: String] = [:]
         for m in members {
@@ -101,12 +97,12 @@ struct TreeReader {
     }
 
     /// A CIDR (`10.244.1.0/24`); with `networkOnly`, host bits must be clear.
-    func network(_ key: String, networkOnly: Bool = true) throws(FieldError) -> IPNetwork? {
+    public func network(_ key: String, networkOnly: Bool = true) throws(FieldError) -> IPNetwork? {
         guard let s = try string(key) else { return nil }
         return try Self.network(s, path: path(of: key), networkOnly: networkOnly)
     }
 
-    static func network(_ text: String, path: String, networkOnly: Bool = true) throws(FieldError) -> IPNetwork {
+    public static func network(_ text: String, path: String, networkOnly: Bool = true) throws(FieldError) -> IPNetwork {
         guard let n = IPNetwork(text) else {
             throw FieldError(path, "\"\(text)\" is not a CIDR (e.g. 10.244.1.0/24)")
         }
@@ -116,12 +112,12 @@ struct TreeReader {
         return n
     }
 
-    func address(_ key: String) throws(FieldError) -> IPAddress? {
+    public func address(_ key: String) throws(FieldError) -> IPAddress? {
         guard let s = try string(key) else { return nil }
         return try Self.address(s, path: path(of: key))
     }
 
-    static func address(_ text: String, path: String) throws(FieldError) -> IPAddress {
+    public static func address(_ text: String, path: String) throws(FieldError) -> IPAddress {
         guard let a = IPAddress(text) else { throw FieldError(path, "\"\(text)\" is not an IPv4 or IPv6 address") }
         return a
     }

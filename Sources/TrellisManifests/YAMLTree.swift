@@ -7,13 +7,13 @@ import Yams
 ///
 /// Scalars take the type YAML's resolver gives them (`1` is a number, `true` a boolean, `~` a
 /// null, `"1"` a string), the same reading `kubectl` applies; anchors and aliases are expanded.
-enum YAMLTree {
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
+public enum YAMLTree {
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public let description: String
     }
 
     /// Every document of a (multi-document) YAML text; empty documents are left out.
-    static func documents(_ text: String) throws(Failure) -> [JSONValue] {
+    public static func documents(_ text: String) throws(Failure) -> [JSONValue] {
         do {
             var out: [JSONValue] = []
             // The sequence stops at a syntax error and keeps it in `error` instead of throwing.
@@ -32,7 +32,7 @@ enum YAMLTree {
     }
 
     /// The single document of `text`; `.null` when it is empty.
-    static func document(_ text: String) throws(Failure) -> JSONValue {
+    public static func document(_ text: String) throws(Failure) -> JSONValue {
         let docs = try documents(text)
         guard docs.count <= 1 else { throw Failure(description: "expected one YAML document, found \(docs.count)") }
         return docs.first ?? .null
@@ -79,7 +79,7 @@ enum YAMLTree {
 
 extension JSONValue {
     /// A short description of a value for error messages: `"abc"`, `12`, `true`, `an object`.
-    var brief: String {
+    public var brief: String {
         switch self {
         case .null: "null"
         case .bool(let b): b ? "true" : "false"
