@@ -1,4 +1,5 @@
 import CTrellisBPF
+import TrellisCore
 import TrellisNet
 import TrellisPolicy
 
@@ -104,14 +105,13 @@ extension trellis_config {
 }
 
 extension trellis_drop_event {
-    var event: DropEvent {
+    var event: DatapathDropEvent {
         let s = address(family: family, bytes: load(saddr, count: 16))
         let d = address(family: family, bytes: load(daddr, count: 16))
-        return DropEvent(timestampNs: timestamp_ns, code: reason, ifindex: ifindex,
-                         direction: Direction(rawValue: direction), proto: proto,
-                         source: s, destination: d,
-                         sourcePort: UInt16(bigEndian: sport), destinationPort: UInt16(bigEndian: dport),
-                         length: len)
+        return DatapathDropEvent(timestampNs: timestamp_ns, code: reason, directionCode: direction, ifindex: ifindex,
+                                 proto: proto, source: s, destination: d,
+                                 sourcePort: UInt16(bigEndian: sport), destinationPort: UInt16(bigEndian: dport),
+                                 length: len)
     }
 }
 
@@ -140,17 +140,38 @@ extension trellis_ipcache_entry {
 }
 
 extension trellis_policy_key {
-    /// The LPM key of an allow entry; the same bytes as `PolicyMapKey.data` (the compiler's
-    /// description of the layout), host-order ids, network-order port, unmatched bits zero.
+    // The trie matches `prefixlen` bits of what follows `prefixlen`, so an entry's prefix
+    // length is an offset in this struct: taken from the C layout, not restated.
+
+    /// Every entry matches `policy_id`, `peer` and `direction` (an entry for every protocol).
+    static let fixedBits = matchedBits(upTo: MemoryLayout<trellis_policy_key>.offset(of: \.proto)!)
+    /// Plus `proto` (every port of it); the first n bits of `dport` add n.
+    static let protoBits = matchedBits(upTo: MemoryLayout<trellis_policy_key>.offset(of: \.dport)!)
+    /// Every bit (one port): `TRELLIS_POLICY_FULL_BITS`, what the programs look up.
+    static let fullBits = matchedBits(upTo: MemoryLayout<trellis_policy_key>.size)
+
+    private static func matchedBits(upTo offset: Int) -> UInt32 {
+        UInt32(8 * (offset - MemoryLayout<trellis_policy_key>.offset(of: \.policy_id)!))
+    }
+
+    /// The LPM key of an allow entry: ids in host order, the port in network order, the bits
+    /// past `prefixlen` zero.
     init(_ k: PolicyMapKey) {
         self = zeroed(trellis_policy_key.self)
-        prefixlen = k.prefixLength
-        withUnsafeMutableBytes(of: &self) { raw in
-            for (i, b) in k.data.enumerated() { raw[MemoryLayout<UInt32>.size + i] = b }
+        policy_id = k.endpoint
+        peer = k.peer
+        direction = UInt8(k.direction == .ingress ? TRELLIS_POLICY_INGRESS.rawValue : TRELLIS_POLICY_EGRESS.rawValue)
+        switch k.ports {
+        case .anyProtocol:
+            prefixlen = Self.fixedBits
+        case .ports(let p, let prefix):
+            prefixlen = Self.protoBits + UInt32(prefix.bits)
+            proto = p.rawValue
+            dport = prefix.base.bigEndian
         }
     }
 
-    /// The entry this key stands for; nil for bytes the compiler never writes.
+    /// The entry this key stands for; nil for keys the compiler never writes.
     var policyMapKey: PolicyMapKey? {
         let dir: PolicyDirection
         switch UInt32(direction) {
@@ -160,10 +181,10 @@ extension trellis_policy_key {
         }
         let ports: PortMatch
         switch prefixlen {
-        case PolicyMapLayout.fixedBits:
+        case Self.fixedBits:
             ports = .anyProtocol
-        case PolicyMapLayout.protoBits...PolicyMapLayout.fullBits:
-            let bits = UInt8(prefixlen - PolicyMapLayout.protoBits)
+        case Self.protoBits...Self.fullBits:
+            let bits = UInt8(prefixlen - Self.protoBits)
             ports = .ports(Proto(rawValue: proto), PortPrefix(base: UInt16(bigEndian: dport), bits: bits))
         default:
             return nil

@@ -13,6 +13,11 @@ struct TypedMap<Key: BitwiseCopyable, Value: BitwiseCopyable> {
             throw DatapathError("use map \(map.name)", code: EINVAL,
                                 message: "key size \(map.keySize) in the object, \(MemoryLayout<Key>.size) in Swift")
         }
+        // Per-CPU maps declare the size of one CPU's value, like the others.
+        guard map.valueSize == MemoryLayout<Value>.size else {
+            throw DatapathError("use map \(map.name)", code: EINVAL,
+                                message: "value size \(map.valueSize) in the object, \(MemoryLayout<Value>.size) in Swift")
+        }
         self.map = map
     }
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Logging
+import TrellisCore
 import TrellisNet
 import TrellisPolicy
 
