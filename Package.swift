@@ -54,8 +54,13 @@ let package = Package(
                 dependencies: ["TrellisCore", "TrellisCNI", "TrellisIPAM", "TrellisNetlink", "TrellisNet"]),
         // The eBPF datapath: map/struct layouts shared with bpf/ (C), and its Swift loader.
         .target(name: "CTrellisBPF"),
+        // The datapath's map keys and values as Swift values, through the C structs of
+        // bpf/lib/common.h: no libbpf, so the pure tests check policy against the real layout.
+        .target(name: "TrellisDatapathLayout",
+                dependencies: ["CTrellisBPF", "TrellisCore", "TrellisNet", "TrellisPolicy"]),
         .target(name: "TrellisDatapath",
-                dependencies: ["CLibbpf", "CTrellisBPF", "TrellisCore", "TrellisNet", "TrellisNetlink", "TrellisPolicy"]),
+                dependencies: ["CLibbpf", "CTrellisBPF", "TrellisDatapathLayout", "TrellisCore", "TrellisNet",
+                               "TrellisNetlink", "TrellisPolicy"]),
 
         .executableTarget(name: "trellis", dependencies: ["TrellisPlugin", "TrellisNetlink"]),
         // The Kubernetes API client: typed objects, credentials, requests, watches and the
@@ -115,6 +120,7 @@ let package = Package(
         // New tests go to the target of the lowest layer they import.
         .testTarget(name: "TrellisPureTests", dependencies: [
             "TrellisCore", "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisIPAM", "TrellisPolicy",
+            "CTrellisBPF", "TrellisDatapathLayout",
         ]),
         .testTarget(name: "TrellisAgentTests", dependencies: [
             "TrellisTestSupport", "TrellisNet", "TrellisJSON", "TrellisCNI", "TrellisPolicy", "TrellisNetlink",

@@ -1,5 +1,6 @@
 import CLibbpf
 import CTrellisBPF
+import TrellisDatapathLayout
 import TrellisCore
 import TrellisNet
 import TrellisNetlink
@@ -41,28 +42,16 @@ public final class Datapath: @unchecked Sendable {
     public static let objectFiles = ["from_pod.bpf.o", "to_pod.bpf.o", "from_underlay.bpf.o", "to_underlay.bpf.o",
                                      "to_overlay.bpf.o"]
     /// The maps every object shares (bpf/lib/maps.h).
-    public static let mapNames: Set<String> = [
-        "trellis_endpoints", "trellis_ipcache", "trellis_policy", "trellis_identities", "trellis_tunnels", "trellis_peers",
-        "trellis_services", "trellis_conntrack", "trellis_metrics", "trellis_events", "trellis_config",
-    ]
+    public static let mapNames = Set(DatapathMap.allCases.map(\.name))
 
     let objects: [BPFObject]
     public let pinDirectory: String?
     /// Maps that were pinned with an incompatible layout and have been replaced by empty ones.
     public let replacedMaps: [String]
 
-    let endpointMap: TypedMap<trellis_ip_key, trellis_endpoint>
-    let ipcacheMap: TypedMap<trellis_lpm_key, trellis_ipcache_entry>
-    let policyMap: TypedMap<trellis_policy_key, trellis_policy_value>
-    let identityMap: TypedMap<UInt32, UInt64>
-    let tunnelMap: TypedMap<trellis_lpm_key, trellis_tunnel>
-    let peerMap: TypedMap<UInt32, trellis_peer>
-    let serviceMap: TypedMap<trellis_ip_key, trellis_service>
-    let conntrackMap: TypedMap<trellis_ct_key, trellis_ct_entry>
-    let metricsMap: TypedMap<trellis_metric_key, trellis_metric_value>
-    let configMap: TypedMap<UInt32, trellis_config>
+    let maps: DatapathMaps
     /// The drop event ring buffer (read it with `DropEventReader`).
-    public let eventsMap: BPFMap
+    public var eventsMap: BPFMap { maps.events }
 
     /// Loads the datapath.
     ///
@@ -104,18 +93,7 @@ public final class Datapath: @unchecked Sendable {
         self.objects = objects
         self.pinDirectory = pinDirectory
         self.replacedMaps = replaced
-        let o = objects[0]
-        endpointMap = try TypedMap(o.map(named: "trellis_endpoints"))
-        ipcacheMap = try TypedMap(o.map(named: "trellis_ipcache"))
-        policyMap = try TypedMap(o.map(named: "trellis_policy"))
-        identityMap = try TypedMap(o.map(named: "trellis_identities"))
-        tunnelMap = try TypedMap(o.map(named: "trellis_tunnels"))
-        peerMap = try TypedMap(o.map(named: "trellis_peers"))
-        serviceMap = try TypedMap(o.map(named: "trellis_services"))
-        conntrackMap = try TypedMap(o.map(named: "trellis_conntrack"))
-        metricsMap = try TypedMap(o.map(named: "trellis_metrics"))
-        configMap = try TypedMap(o.map(named: "trellis_config"))
-        eventsMap = try o.map(named: "trellis_events")
+        maps = try DatapathMaps(objects[0])
     }
 
     /// The loaded program of that name (`from_pod`, `to_pod`, `from_underlay`, `to_underlay`,
@@ -145,28 +123,28 @@ public final class Datapath: @unchecked Sendable {
             throw DatapathError("set node config", code: EINVAL, message: "node IP \(c.nodeIPv4) is not IPv4")
         }
         var raw = trellis_config(c)
-        if let current = try configMap.lookup(0) {
+        if let current = try maps.config.lookup(0) {
             raw.policy_gen = current.policy_gen
             if c.overlayIfindex == 0 {
                 raw.overlay_ifindex = current.overlay_ifindex
                 raw.overlay_mac = current.overlay_mac
             }
         }
-        try configMap.update(0, raw)
+        try maps.config.update(0, raw)
     }
 
     /// Records the overlay device in the node settings (the rest stays as it is).
     public func setOverlay(ifindex: Int32, mac: MACAddress) throws(DatapathError) {
-        var raw = try configMap.lookup(0) ?? zeroed(trellis_config.self)
+        var raw = try maps.config.lookup(0) ?? zeroed(trellis_config.self)
         raw.overlay_ifindex = UInt32(bitPattern: ifindex)
         store(mac.bytes, into: &raw.overlay_mac)
-        try configMap.update(0, raw)
+        try maps.config.update(0, raw)
     }
 
     /// The policy generation (`trellis_config.policy_gen`): tracked flows allowed under another
     /// one are checked against policy again on their next packet.
     public func policyGeneration() throws(DatapathError) -> UInt32 {
-        try configMap.lookup(0)?.policy_gen ?? 0
+        try maps.config.lookup(0)?.policy_gen ?? 0
     }
 
     /// Starts a new policy generation; call it after a change of the policy or ipcache maps has
@@ -174,15 +152,15 @@ public final class Datapath: @unchecked Sendable {
     @discardableResult
     public func bumpPolicyGeneration() throws(DatapathError) -> UInt32 {
         // The agent is the only writer of trellis_config, one call at a time.
-        var raw = try configMap.lookup(0) ?? zeroed(trellis_config.self)
+        var raw = try maps.config.lookup(0) ?? zeroed(trellis_config.self)
         raw.policy_gen &+= 1
-        try configMap.update(0, raw)
+        try maps.config.update(0, raw)
         return raw.policy_gen
     }
 
     /// The node settings; nil while none were written (all zero).
     public func nodeConfig() throws(DatapathError) -> NodeConfig? {
-        guard let raw = try configMap.lookup(0), raw.node_ipv4 != 0 || raw.underlay_ifindex != 0 else { return nil }
+        guard let raw = try maps.config.lookup(0), raw.node_ipv4 != 0 || raw.underlay_ifindex != 0 else { return nil }
         return raw.nodeConfig
     }
 
@@ -255,21 +233,21 @@ public final class Datapath: @unchecked Sendable {
 
     /// Adds or replaces a pod address of this node.
     public func upsertEndpoint(_ ip: IPAddress, _ e: EndpointEntry) throws(DatapathError) {
-        try endpointMap.update(trellis_ip_key(ip), trellis_endpoint(e))
+        try maps.endpoints.update(trellis_ip_key(ip), trellis_endpoint(e))
     }
 
     /// Removes a pod address; false when it was not there.
     @discardableResult
     public func deleteEndpoint(_ ip: IPAddress) throws(DatapathError) -> Bool {
-        try endpointMap.delete(trellis_ip_key(ip))
+        try maps.endpoints.delete(trellis_ip_key(ip))
     }
 
     public func endpoint(_ ip: IPAddress) throws(DatapathError) -> EndpointEntry? {
-        try endpointMap.lookup(trellis_ip_key(ip))?.entry
+        try maps.endpoints.lookup(trellis_ip_key(ip))?.entry
     }
 
     public func endpoints() throws(DatapathError) -> [(IPAddress, EndpointEntry)] {
-        try endpointMap.entries().compactMap { k, v in k.ipAddress.map { ($0, v.entry) } }
+        try maps.endpoints.entries().compactMap { k, v in k.ipAddress.map { ($0, v.entry) } }
     }
 
     // MARK: tunnels
@@ -277,21 +255,21 @@ public final class Datapath: @unchecked Sendable {
     /// Routes a remote pod CIDR (IPv4 or IPv6) through Geneve to the node at `nodeIP` (IPv4).
     public func upsertTunnel(_ podCIDR: IPNetwork, nodeIP: IPAddress) throws(DatapathError) {
         guard let node = networkOrderV4(nodeIP) else {
-            throw DatapathError("update trellis_tunnels", code: EINVAL, message: "node IP \(nodeIP) is not IPv4")
+            throw DatapathError("update \(DatapathMap.tunnels.name)", code: EINVAL, message: "node IP \(nodeIP) is not IPv4")
         }
         var v = zeroed(trellis_tunnel.self)
         v.node_ipv4 = node
-        try tunnelMap.update(trellis_lpm_key(podCIDR), v)
+        try maps.tunnels.update(trellis_lpm_key(podCIDR), v)
     }
 
     @discardableResult
     public func deleteTunnel(_ podCIDR: IPNetwork) throws(DatapathError) -> Bool {
-        try tunnelMap.delete(trellis_lpm_key(podCIDR))
+        try maps.tunnels.delete(trellis_lpm_key(podCIDR))
     }
 
     /// Pod CIDR -> node IPv4.
     public func tunnels() throws(DatapathError) -> [(IPNetwork, IPAddress)] {
-        try tunnelMap.entries().compactMap { k, v in k.ipNetwork.map { ($0, ipv4(networkOrder: v.node_ipv4)) } }
+        try maps.tunnels.entries().compactMap { k, v in k.ipNetwork.map { ($0, ipv4(networkOrder: v.node_ipv4)) } }
     }
 
     // MARK: peers
@@ -299,19 +277,19 @@ public final class Datapath: @unchecked Sendable {
     /// Accepts Geneve from this node IPv4.
     public func upsertPeer(_ nodeIP: IPAddress) throws(DatapathError) {
         guard let node = networkOrderV4(nodeIP) else {
-            throw DatapathError("update trellis_peers", code: EINVAL, message: "peer \(nodeIP) is not IPv4")
+            throw DatapathError("update \(DatapathMap.peers.name)", code: EINVAL, message: "peer \(nodeIP) is not IPv4")
         }
-        try peerMap.update(node, zeroed(trellis_peer.self))
+        try maps.peers.update(node, zeroed(trellis_peer.self))
     }
 
     @discardableResult
     public func deletePeer(_ nodeIP: IPAddress) throws(DatapathError) -> Bool {
         guard let node = networkOrderV4(nodeIP) else { return false }
-        return try peerMap.delete(node)
+        return try maps.peers.delete(node)
     }
 
     public func peers() throws(DatapathError) -> [IPAddress] {
-        try peerMap.keys().map { ipv4(networkOrder: $0) }
+        try maps.peers.keys().map { ipv4(networkOrder: $0) }
     }
 
     // MARK: services
@@ -320,16 +298,16 @@ public final class Datapath: @unchecked Sendable {
     /// load-balancer IP): pods' traffic to it is handed to the stack, its egress policy checked
     /// after the translation.
     public func upsertService(_ ip: IPAddress) throws(DatapathError) {
-        try serviceMap.update(trellis_ip_key(ip), zeroed(trellis_service.self))
+        try maps.services.update(trellis_ip_key(ip), zeroed(trellis_service.self))
     }
 
     @discardableResult
     public func deleteService(_ ip: IPAddress) throws(DatapathError) -> Bool {
-        try serviceMap.delete(trellis_ip_key(ip))
+        try maps.services.delete(trellis_ip_key(ip))
     }
 
     public func services() throws(DatapathError) -> [IPAddress] {
-        try serviceMap.keys().compactMap(\.ipAddress)
+        try maps.services.keys().compactMap(\.ipAddress)
     }
 
     /// The skb mark `from_pod` puts on a Service packet of the pod with that policy id (for
@@ -340,47 +318,47 @@ public final class Datapath: @unchecked Sendable {
 
     /// Gives every address of `prefix` its identities (longest prefix wins).
     public func upsertIPCache(_ prefix: IPNetwork, _ entry: IPCacheEntry) throws(DatapathError) {
-        try ipcacheMap.update(trellis_lpm_key(prefix), trellis_ipcache_entry(entry))
+        try maps.ipcache.update(trellis_lpm_key(prefix), trellis_ipcache_entry(entry))
     }
 
     @discardableResult
     public func deleteIPCache(_ prefix: IPNetwork) throws(DatapathError) -> Bool {
-        try ipcacheMap.delete(trellis_lpm_key(prefix))
+        try maps.ipcache.delete(trellis_lpm_key(prefix))
     }
 
     public func ipcache() throws(DatapathError) -> [(IPNetwork, IPCacheEntry)] {
-        try ipcacheMap.entries().compactMap { k, v in k.ipNetwork.map { ($0, v.entry) } }
+        try maps.ipcache.entries().compactMap { k, v in k.ipNetwork.map { ($0, v.entry) } }
     }
 
     // MARK: policy
 
-    /// Adds an allow entry (`PolicyMapLayout` describes the key).
+    /// Adds an allow entry (`trellis_policy_key(_:)` writes the key).
     public func upsertPolicy(_ key: PolicyMapKey) throws(DatapathError) {
-        try policyMap.update(trellis_policy_key(key), zeroed(trellis_policy_value.self))
+        try maps.policy.update(trellis_policy_key(key), zeroed(trellis_policy_value.self))
     }
 
     @discardableResult
     public func deletePolicy(_ key: PolicyMapKey) throws(DatapathError) -> Bool {
-        try policyMap.delete(trellis_policy_key(key))
+        try maps.policy.delete(trellis_policy_key(key))
     }
 
     /// Every allow entry (entries this build cannot read are left out).
     public func policyEntries() throws(DatapathError) -> [PolicyMapKey] {
-        try policyMap.keys().compactMap(\.policyMapKey)
+        try maps.policy.keys().compactMap(\.policyMapKey)
     }
 
     /// Records what an identity number stands for (`IdentityFingerprint`); the agent's record.
     public func upsertIdentity(_ id: Identity, fingerprint: UInt64) throws(DatapathError) {
-        try identityMap.update(id, fingerprint)
+        try maps.identities.update(id, fingerprint)
     }
 
     @discardableResult
     public func deleteIdentity(_ id: Identity) throws(DatapathError) -> Bool {
-        try identityMap.delete(id)
+        try maps.identities.delete(id)
     }
 
     public func identities() throws(DatapathError) -> [Identity: UInt64] {
-        Dictionary(try identityMap.entries(), uniquingKeysWith: { a, _ in a })
+        Dictionary(try maps.identities.entries(), uniquingKeysWith: { a, _ in a })
     }
 
     // MARK: observation
@@ -388,10 +366,10 @@ public final class Datapath: @unchecked Sendable {
     /// Every counter, summed over CPUs.
     public func metrics() throws(DatapathError) -> [MetricKey: PacketCount] {
         var out: [MetricKey: PacketCount] = [:]
-        for key in try metricsMap.keys() {
+        for key in try maps.metrics.keys() {
             guard let d = Direction(rawValue: key.direction),
                   let kind = MetricKey.Kind(rawValue: key.kind),
-                  let perCPU = try metricsMap.lookupPerCPU(key) else { continue }
+                  let perCPU = try maps.metrics.lookupPerCPU(key) else { continue }
             let sum = perCPU.reduce(PacketCount(packets: 0, bytes: 0)) {
                 PacketCount(packets: $0.packets &+ $1.packets, bytes: $0.bytes &+ $1.bytes)
             }
@@ -402,7 +380,7 @@ public final class Datapath: @unchecked Sendable {
 
     /// Tracked flows.
     public func conntrack() throws(DatapathError) -> [ConntrackEntry] {
-        try conntrackMap.entries().compactMap { k, v in k.conntrackEntry(v) }
+        try maps.conntrack.entries().compactMap { k, v in k.conntrackEntry(v) }
     }
 
     // MARK: pin directory

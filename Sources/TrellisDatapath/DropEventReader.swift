@@ -1,5 +1,7 @@
 import CLibbpf
 import CTrellisBPF
+import TrellisDatapathLayout
+import TrellisCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,7 +10,7 @@ import Glibc
 /// deinit). One reader per consumer: each event is delivered to the reader that consumes it.
 public final class DropEventReader {
     private final class Sink {
-        var events: [DropEvent] = []
+        var events: [DatapathDropEvent] = []
     }
 
     private let rb: OpaquePointer
@@ -34,7 +36,7 @@ public final class DropEventReader {
         guard let rb = ring_buffer__new(mapFD, cb, unmanagedSink.toOpaque(), nil) else {
             let e = errno
             unmanagedSink.release()
-            throw DatapathError("open ring buffer trellis_events", errno: e)
+            throw DatapathError("open ring buffer \(DatapathMap.events.name)", errno: e)
         }
         self.rb = rb
     }
@@ -45,8 +47,8 @@ public final class DropEventReader {
     }
 
     /// Waits up to `timeoutMs` (0: do not wait) for events and returns those that arrived.
-    public func poll(timeoutMs: Int32) throws(DatapathError) -> [DropEvent] {
-        try LibBPF.call("poll ring buffer trellis_events") { ring_buffer__poll(rb, timeoutMs) }
+    public func poll(timeoutMs: Int32) throws(DatapathError) -> [DatapathDropEvent] {
+        try LibBPF.call("poll ring buffer \(DatapathMap.events.name)") { ring_buffer__poll(rb, timeoutMs) }
         defer { sink.events.removeAll() }
         return sink.events
     }

@@ -1,5 +1,6 @@
 import CLibbpf
 import CTrellisBPF
+import TrellisDatapathLayout
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -13,6 +13,11 @@ struct TypedMap<Key: BitwiseCopyable, Value: BitwiseCopyable> {
             throw DatapathError("use map \(map.name)", code: EINVAL,
                                 message: "key size \(map.keySize) in the object, \(MemoryLayout<Key>.size) in Swift")
         }
+        // Per-CPU maps declare the size of one CPU's value, like the others.
+        guard map.valueSize == MemoryLayout<Value>.size else {
+            throw DatapathError("use map \(map.name)", code: EINVAL,
+                                message: "value size \(map.valueSize) in the object, \(MemoryLayout<Value>.size) in Swift")
+        }
         self.map = map
     }
 
@@ -89,14 +94,5 @@ struct TypedMap<Key: BitwiseCopyable, Value: BitwiseCopyable> {
         return buf.withUnsafeBytes { raw in
             (0..<cpus).map { raw.loadUnaligned(fromByteOffset: $0 * stride, as: Value.self) }
         }
-    }
-}
-
-/// A value of a C struct type with every byte zero (the C structs have no Swift initialiser
-/// that guarantees zeroed padding).
-func zeroed<T: BitwiseCopyable>(_: T.Type) -> T {
-    withUnsafeTemporaryAllocation(of: T.self, capacity: 1) { buf in
-        UnsafeMutableRawBufferPointer(buf).initializeMemory(as: UInt8.self, repeating: 0)
-        return buf[0]
     }
 }

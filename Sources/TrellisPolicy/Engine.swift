@@ -45,7 +45,7 @@ public struct EndpointPolicy: Sendable, Hashable {
 
 /// The NetworkPolicy state of one node and its compiled form: `trellis_ipcache` entries for
 /// every address, and `trellis_policy` entries for the node's pods (all pods when `localNode`
-/// is nil). See `PolicyMapLayout` for the map layout and `PolicyDiff` for the update order.
+/// is nil). See `PolicyMapKey` and `IPCacheEntry` for the entries and `PolicyDiff` for the update order.
 ///
 /// A full compile is `init(localNode:policies:pods:namespaces:nodes:)`, then `policyMap` and
 /// `ipcache`. Each `apply` updates the state and returns the map writes that change brings,

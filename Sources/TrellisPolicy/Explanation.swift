@@ -80,7 +80,7 @@ extension PolicyEngine {
         for peerID in candidates where matched == nil {
             // The most specific entry, as the LPM lookup returns it.
             matched = entries.filter { $0.matches(endpoint: endpoint, direction: direction, peer: peerID, proto: proto, port: dport) }
-                .max { $0.prefixLength < $1.prefixLength }
+                .max { $0.ports.specificity < $1.ports.specificity }
         }
         return DatapathCheck(direction: direction, pod: pod, endpoint: endpoint, peerAddress: peer, peerIdentity: id,
                              peerCIDRIdentity: cid, matchedBy: matched)

@@ -10,7 +10,8 @@
 //   semantics, evaluated directly on the objects; `Verdict.description` is the
 //   `trellisctl policy explain` text.
 // - `PolicyEngine`: identities, the compiled maps (`ipcache`, `policyMap`) for one node, and
-//   `apply(_:)` returning an ordered `PolicyDiff`. Layout of the maps: `PolicyMapLayout`;
+//   `apply(_:)` returning an ordered `PolicyDiff`. What the entries mean: `PolicyMapKey`,
+//   `IPCacheEntry` (their bytes: bpf/lib/common.h);
 //   update order and why it is safe: `PolicyDiff`.
 //
 // Semantics choices where upstream leaves room (the evaluator and the compiler agree on them,

@@ -1,74 +1,12 @@
 import TrellisNet
 
-/// The compiled form of policy for the datapath: two maps.
-///
-/// ## `trellis_ipcache` (LPM trie, exists): address -> identities
-///
-/// Key `struct trellis_lpm_key` as today. The value gains a second identity:
-///
-/// ```c
-/// struct trellis_ipcache_entry {
-///     __u32 identity;      /* label identity of a pod address, 1 for this node's addresses,
-///                             or the CIDR identity of an ipBlock prefix (then = cidr_identity) */
-///     __u32 cidr_identity; /* the CIDR identity of the ipBlocks containing the address; 0: none */
-/// };
-/// ```
-///
-/// Entries: every pod IP (/32, /128), this node's IPs (identity 1), and every prefix an ipBlock
-/// names (its `cidr` and each `except`). An address no entry covers is `world` (2). Because an
-/// ipBlock applies to any address, pod addresses included, a pod entry carries both its label
-/// identity and the CIDR identity of the ipBlocks around it (the LPM finds the pod's /32 first,
-/// which would otherwise hide the prefix).
-///
-/// ## `trellis_policy` (LPM trie, new): allow entries
-///
-/// ```c
-/// struct trellis_policy_key {
-///     __u32 prefixlen;  /* LPM: how many bits of what follows must match: 72, 80, 81..96 */
-///     __u32 endpoint;   /* the local pod's policy endpoint id (host order) */
-///     __u32 peer;       /* identity of the other end; 0 = any */
-///     __u8 direction;   /* 1 = ingress (towards the pod), 2 = egress (from the pod) */
-///     __u8 proto;       /* IPPROTO_*; matched when prefixlen >= 80 */
-///     __u16 dport;      /* network order; its first prefixlen - 80 bits are matched */
-/// };
-/// struct trellis_policy_value { __u32 flags; };  /* TRELLIS_POLICY_F_ALLOW = 1 */
-/// ```
-///
-/// `prefixlen` 72: every protocol and port; 80: every port of `proto`; 80 + n: the ports whose
-/// first n bits equal `dport`'s (96: exactly `dport`). An `endPort` range becomes at most 30
-/// such aligned blocks (`PortPrefix.cover`); named ports are resolved to numbers at compile time.
-///
-/// Per packet, at each end that is a local pod (egress at the source, ingress at the
-/// destination), with the other end's address `a`:
-///
-/// ```
-/// e   = lpm(trellis_ipcache, a)                 // 1 LPM lookup
-/// id  = e ? e->identity : WORLD
-/// cid = e ? e->cidr_identity : 0
-/// key = { 96, endpoint, id, dir, proto, dport } // dport 0 for ICMP and other portless protocols
-/// allow = lookup(trellis_policy, key)
-///      || (cid && cid != id && lookup(key with peer = cid))
-///      || lookup(key with peer = 0)             // at most 3 LPM lookups
-/// ```
-///
-/// No entry: drop (`TRELLIS_DROP_POLICY_DENIED`). The map holds only allows, so the verdict is
-/// monotone in its content; an endpoint whose direction is not isolated has the single
-/// allow-all entry (peer 0, prefixlen 72), an isolated one has its allows plus, for ingress,
-/// an allow-all from `host` (1). An endpoint with no entries at all (not programmed yet)
-/// drops everything: fail closed.
-public enum PolicyMapLayout {
-    /// Bits of `endpoint`, `peer` and `direction`: always matched.
-    public static let fixedBits: UInt32 = 72
-    /// Plus the protocol byte.
-    public static let protoBits: UInt32 = 80
-    /// Everything: one port.
-    public static let fullBits: UInt32 = 96
-    /// The bytes after `prefixlen`.
-    public static let dataSize = 12
-    public static let ingressByte: UInt8 = 1
-    public static let egressByte: UInt8 = 2
-    public static let allowFlag: UInt32 = 1
-}
+// The compiled form of policy for the datapath: entries of two maps, `trellis_ipcache`
+// (address -> identities: `IPCacheEntry`) and `trellis_policy` (allow entries: `PolicyMapKey`).
+// This file is the model only, what the entries mean. Their bytes are defined once, in C
+// (`struct trellis_ipcache_entry`, `struct trellis_policy_key` in bpf/lib/common.h), and written
+// by TrellisDatapath (Sources/TrellisDatapath/Layouts.swift) through those very structs: the
+// policy compiler stays pure Swift, testable and linkable without the C headers, and the
+// layout has no second description here to go stale.
 
 /// A policy endpoint id: the number a local pod's entries are keyed on. Allocated by the engine
 /// per local pod (from 1, not reused while the engine lives); the agent stores it with the
@@ -130,6 +68,15 @@ public enum PortMatch: Sendable, Hashable, Comparable, CustomStringConvertible {
         }
     }
 
+    /// How much of a packet this pins down: 0 for every protocol, then 1 + the port prefix's
+    /// bits. Of the entries matching a packet, the LPM trie finds the most specific.
+    public var specificity: Int {
+        switch self {
+        case .anyProtocol: 0
+        case .ports(_, let prefix): 1 + Int(prefix.bits)
+        }
+    }
+
     public func matches(proto: Proto, port: UInt16) -> Bool {
         switch self {
         case .anyProtocol: true
@@ -147,7 +94,30 @@ public enum PortMatch: Sendable, Hashable, Comparable, CustomStringConvertible {
     }
 }
 
-/// One allow entry of `trellis_policy`.
+/// One allow entry of `trellis_policy`: traffic of a local pod (its policy endpoint id), in one
+/// direction, with one peer identity (`ReservedIdentity.any`: any), on `ports`: every protocol
+/// and port, or an aligned block of ports of one protocol (what an LPM trie matches by prefix;
+/// an `endPort` range becomes at most 30 blocks, `PortPrefix.cover`; named ports are resolved
+/// to numbers at compile time).
+///
+/// Per packet, at each end that is a local pod (egress at the source, ingress at the
+/// destination), with the other end's address `a` (bpf/lib/policy.h, `policy_allows`):
+///
+/// ```
+/// e   = lpm(trellis_ipcache, a)                 // 1 LPM lookup
+/// id  = e ? e->identity : WORLD
+/// cid = e ? e->cidr_identity : 0
+/// key = { endpoint, id, direction, proto, dport } // every bit; dport 0 for portless protocols
+/// allow = lookup(trellis_policy, key)
+///      || (cid && cid != id && lookup(key with peer = cid))
+///      || lookup(key with peer = ANY)           // at most 3 LPM lookups
+/// ```
+///
+/// No entry: drop (`policy_egress` or `policy_ingress`). The map holds only allows, so the
+/// verdict is monotone in its content; an endpoint whose direction is not isolated has the
+/// single allow-all entry (peer any, any protocol), an isolated one has its allows plus, for
+/// ingress, an allow-all from `host`. An endpoint with no entries at all (not programmed yet)
+/// drops everything: fail closed.
 public struct PolicyMapKey: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var endpoint: EndpointID
     public var direction: PolicyDirection
@@ -160,34 +130,6 @@ public struct PolicyMapKey: Sendable, Hashable, Comparable, CustomStringConverti
         self.direction = direction
         self.peer = peer
         self.ports = ports
-    }
-
-    /// The LPM `prefixlen`.
-    public var prefixLength: UInt32 {
-        switch ports {
-        case .anyProtocol: PolicyMapLayout.fixedBits
-        case .ports(_, let prefix): PolicyMapLayout.protoBits + UInt32(prefix.bits)
-        }
-    }
-
-    /// The 12 bytes after `prefixlen`, as `struct trellis_policy_key` lays them out in memory
-    /// on this host (endpoint and peer in host order, dport in network order; unmatched bits
-    /// zero).
-    public var data: [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(PolicyMapLayout.dataSize)
-        withUnsafeBytes(of: endpoint) { out.append(contentsOf: $0) }
-        withUnsafeBytes(of: peer) { out.append(contentsOf: $0) }
-        out.append(direction == .ingress ? PolicyMapLayout.ingressByte : PolicyMapLayout.egressByte)
-        switch ports {
-        case .anyProtocol:
-            out.append(contentsOf: [0, 0, 0])
-        case .ports(let p, let prefix):
-            out.append(p.rawValue)
-            out.append(UInt8(prefix.base >> 8))
-            out.append(UInt8(prefix.base & 0xff))
-        }
-        return out
     }
 
     /// Whether this entry allows a packet (the LPM lookup finds some matching entry).
@@ -204,7 +146,14 @@ public struct PolicyMapKey: Sendable, Hashable, Comparable, CustomStringConverti
     }
 }
 
-/// The value of a `trellis_ipcache` entry.
+/// The value of a `trellis_ipcache` entry: the identities of an address range (the key, an
+/// `IPNetwork`; the longest prefix wins).
+///
+/// Entries: every pod IP (/32, /128), this node's IPs (`host`), and every prefix an ipBlock
+/// names (its `cidr` and each `except`). An address no entry covers is `world`. Because an
+/// ipBlock applies to any address, pod addresses included, a pod entry carries both its label
+/// identity and the CIDR identity of the ipBlocks around it (the LPM finds the pod's /32 first,
+/// which would otherwise hide the prefix).
 public struct IPCacheEntry: Sendable, Hashable, CustomStringConvertible {
     public var identity: Identity
     /// 0: no ipBlock contains the address.

@@ -87,13 +87,7 @@ final class BPFDatapathProgrammer: DatapathProgrammer, @unchecked Sendable {
 
     func readDropEvents(timeoutMs: Int32) throws -> [DatapathDropEvent] {
         if events == nil { events = try DropEventReader(datapath) }
-        return try events!.poll(timeoutMs: timeoutMs).map { e in
-            DatapathDropEvent(
-                timestampNs: e.timestampNs, reason: e.reason?.label ?? "code_\(e.code)",
-                reasonText: e.reason?.description ?? "drop code \(e.code)", direction: e.direction?.label ?? "unknown",
-                ifindex: e.ifindex, proto: e.proto, source: e.source, destination: e.destination,
-                sourcePort: e.sourcePort, destinationPort: e.destinationPort, length: e.length)
-        }
+        return try events!.poll(timeoutMs: timeoutMs)
     }
 
     /// Forward and drop counters, summed over CPUs, as Prometheus counters.

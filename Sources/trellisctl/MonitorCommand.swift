@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import TrellisAgent
+import TrellisCore
 import TrellisJSON
 
 /// `trellisctl monitor`: the datapath's drops as they happen, named by pod.
@@ -14,8 +15,11 @@ struct MonitorCommand: ParsableCommand {
           trellisctl monitor --lab --reason policy_ingress --pod x/a
           trellisctl monitor --lab -o json --count 10
 
-        Reasons: policy_egress, policy_ingress, spoofed_ip, spoofed_mac, spoofed_arp, link_local, unknown_peer, wrong_vni, bad_geneve, geneve_unsupported, unknown_endpoint, inner_not_ip, frag_needed, encap_failed, decap_failed, no_config, invalid_packet, unsupported_l3. --pod matches either end; --namespace every pod of a namespace. Runs until Ctrl-C, --count events or --duration seconds.
+        Reasons: \(reasonList). --pod matches either end; --namespace every pod of a namespace. Runs until Ctrl-C, --count events or --duration seconds.
         """)
+
+    /// Every reason the datapath reports, from the one definition (`DropReason`).
+    static let reasonList = DropReason.allCases.map(\.label).joined(separator: ", ")
 
     @OptionGroup var target: AgentTarget
 
@@ -36,6 +40,13 @@ struct MonitorCommand: ParsableCommand {
 
     @Option(help: "Stop after this many seconds.")
     var duration: Double?
+
+    func validate() throws {
+        // `code_N`: a code of a newer datapath than this trellisctl knows.
+        for r in reason where DropReason.allCases.allSatisfy({ $0.label != r }) && !r.hasPrefix("code_") {
+            throw ValidationError("unknown drop reason '\(r)'; one of: \(Self.reasonList)")
+        }
+    }
 
     func run() throws {
         let filter = MonitorFilter(reasons: reason, pods: pod.map { $0.contains("/") ? $0 : "default/\($0)" } + namespace.map { "\($0)/" })

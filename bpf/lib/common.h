@@ -190,6 +190,7 @@ enum trellis_direction {
 	TRELLIS_DIR_FROM_UNDERLAY = 3, /* tc ingress of the underlay device */
 	TRELLIS_DIR_TO_OVERLAY = 4,    /* tc egress of the overlay device: the node's stack into the overlay */
 	TRELLIS_DIR_TO_UNDERLAY = 5,   /* tc egress of the underlay device: Service traffic leaving the node */
+	TRELLIS_DIR_END,               /* not a direction: one past the last (user space checks its names against it) */
 };
 
 enum trellis_metric_kind {
@@ -209,12 +210,16 @@ enum trellis_forward {
 	TRELLIS_FWD_TO_POD = 8,         /* delivered to a pod through its host veth (bridge mode) */
 	TRELLIS_FWD_DECAP_STACK = 9,    /* decapsulated and handed to the node's stack (a flow it routed) */
 	TRELLIS_FWD_SERVICE = 10,       /* to a Service address: left to the stack's translation */
+	TRELLIS_FWD_END,                /* not a kind: one past the last (user space checks its names against it) */
 };
 
 /*
  * Why a packet was dropped. Negative, so a handler returns either a TC_ACT_* verdict (>= 0) or
  * one of these, and each program's single exit counts and reports the drop.
- * Mirrored by the Swift enum DropReason; values are stable (they are stored in pinned maps).
+ * Values are stable (they are stored in pinned maps) and contiguous, counting down: a new reason
+ * takes TRELLIS_DROP_REASON_MIN - 1 and becomes the new TRELLIS_DROP_REASON_MIN. The Swift enum
+ * DropReason (Sources/TrellisCore) names them; its test walks [MIN, MAX] through this header and
+ * fails on a code without a Swift name.
  */
 enum trellis_drop_reason {
 	TRELLIS_DROP_INVALID_PACKET = -130,      /* truncated or malformed headers */
@@ -236,6 +241,10 @@ enum trellis_drop_reason {
 	TRELLIS_DROP_POLICY_EGRESS = -146,       /* the source pod's egress policy allows no such traffic */
 	TRELLIS_DROP_POLICY_INGRESS = -147,      /* the destination pod's ingress policy allows no such traffic */
 	TRELLIS_DROP_NO_TUNNEL = -148,           /* routed into the overlay device, but no peer node hosts the address */
+
+	/* Not reasons: the bounds of the range above (inclusive; MIN is the most negative). */
+	TRELLIS_DROP_REASON_MIN = TRELLIS_DROP_NO_TUNNEL,
+	TRELLIS_DROP_REASON_MAX = TRELLIS_DROP_INVALID_PACKET,
 };
 
 /* trellis_metrics key. */

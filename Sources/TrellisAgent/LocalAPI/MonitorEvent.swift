@@ -1,4 +1,5 @@
 import Foundation
+import TrellisCore
 import TrellisJSON
 import TrellisNet
 import TrellisPolicy
@@ -21,8 +22,8 @@ public struct MonitorEvent: Sendable, Equatable {
         }
         return .object([
             ("time", .string(Self.timeText(time))), ("node", .string(node)),
-            ("reason", .string(event.reason)), ("reasonText", .string(event.reasonText)),
-            ("direction", .string(event.direction)), ("protocol", .string(Self.protocolName(event.proto))),
+            ("reason", .string(event.reasonLabel)), ("reasonText", .string(event.reasonText)),
+            ("direction", .string(event.directionLabel)), ("protocol", .string(Self.protocolName(event.proto))),
             ("source", end(event.source, event.sourcePort, sourceName)),
             ("destination", end(event.destination, event.destinationPort, destinationName)),
             ("ifindex", .int(Int(event.ifindex))), ("length", .int(Int(event.length))),
@@ -57,7 +58,7 @@ public struct NameIndex: Sendable {
 }
 
 /// `{"op":"monitor","reasons":["policy_ingress"],"pods":["x/a","y/"]}`: which drops to stream.
-/// No reasons: all; no pods: all. A pod entry `NS/` matches every pod of a namespace; an entry
+/// Reasons are `DropReason` labels (or `code_N` for a code the agent does not know). No reasons: all; no pods: all. A pod entry `NS/` matches every pod of a namespace; an entry
 /// matches when either end is that pod.
 public struct MonitorFilter: Sendable, Equatable {
     public var reasons: [String]
@@ -78,7 +79,7 @@ public struct MonitorFilter: Sendable, Equatable {
     }
 
     public func matches(_ e: MonitorEvent) -> Bool {
-        if !reasons.isEmpty, !reasons.contains(e.event.reason) { return false }
+        if !reasons.isEmpty, !reasons.contains(e.event.reasonLabel) { return false }
         if pods.isEmpty { return true }
         return [e.sourceName, e.destinationName].contains { name in
             guard let name else { return false }

@@ -2,6 +2,7 @@ import Foundation
 import InMemoryLogging
 import Logging
 import Testing
+import TrellisCore
 @testable import TrellisAgent
 import TrellisCore
 import TrellisNet

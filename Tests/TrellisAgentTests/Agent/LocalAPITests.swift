@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TrellisCore
 @testable import TrellisAgent
 import TrellisJSON
 import TrellisNet
@@ -86,11 +87,11 @@ extension AgentSuite {
             }
             try await Task.sleep(for: .milliseconds(300))   // the stream is subscribed
             programmer.pendingEvents.withLock {
-                $0 = [DatapathDropEvent(timestampNs: DropMonitor.monotonicNanoseconds(), reason: "spoofed_ip", reasonText: "x",
-                                        direction: "from_pod", ifindex: 3, proto: 6, source: ip("10.9.9.9"), destination: ip("10.244.1.5"),
+                $0 = [DatapathDropEvent(timestampNs: DropMonitor.monotonicNanoseconds(), reason: .spoofedIP,
+                                        direction: .fromPod, ifindex: 3, proto: 6, source: ip("10.9.9.9"), destination: ip("10.244.1.5"),
                                         sourcePort: 1, destinationPort: 2, length: 60),
-                      DatapathDropEvent(timestampNs: DropMonitor.monotonicNanoseconds(), reason: "policy_ingress", reasonText: "denied",
-                                        direction: "from_underlay", ifindex: 2, proto: 6, source: ip("10.244.2.7"),
+                      DatapathDropEvent(timestampNs: DropMonitor.monotonicNanoseconds(), reason: .policyIngress,
+                                        direction: .fromUnderlay, ifindex: 2, proto: 6, source: ip("10.244.2.7"),
                                         destination: ip("10.244.1.5"), sourcePort: 40000, destinationPort: 8081, length: 74)]
             }
             #expect(await eventually(timeout: .seconds(5)) { !received.current.isEmpty })
@@ -128,5 +129,36 @@ extension AgentSuite {
             #expect(content.policyProblems.first?.contains("policy x/broken: spec.ingress[0].ports[0].port 70000") == true, "\(content.policyProblems)")
             #expect(content.highestResourceVersion == 9)
         }
+    }
+}
+
+/// What `trellisctl monitor -o json` prints for a drop: a user contract, so the exact bytes.
+@Suite("Monitor event JSON")
+struct MonitorEventJSONTests {
+    static let time = Date(timeIntervalSince1970: 1_700_000_000.25)
+
+    @Test("a known reason: its label, words and direction; pod names; no port for 0")
+    func knownReason() {
+        let e = DatapathDropEvent(timestampNs: 0, reason: .policyIngress, direction: .fromUnderlay, ifindex: 2, proto: 6,
+                                  source: ip("10.244.2.7"), destination: ip("10.244.1.5"), sourcePort: 0,
+                                  destinationPort: 8081, length: 74)
+        let m = MonitorEvent(time: Self.time, node: "a", event: e, sourceName: "y/client", destinationName: "x/web")
+        #expect(m.json.serialized == #"{"time":"2023-11-14T22:13:20.250Z","node":"a","reason":"policy_ingress","#
+            + #""reasonText":"denied by the destination pod's ingress policy","direction":"from_underlay","protocol":"TCP","#
+            + #""source":{"ip":"10.244.2.7","name":"y/client"},"destination":{"ip":"10.244.1.5","port":8081,"name":"x/web"},"#
+            + #""ifindex":2,"length":74}"#)
+        #expect(MonitorFilter(reasons: ["policy_ingress"]).matches(m))
+        #expect(!MonitorFilter(reasons: ["policy_egress"]).matches(m))
+    }
+
+    @Test("a code of a newer datapath: code_N, and filterable by it")
+    func unknownReason() {
+        let e = DatapathDropEvent(timestampNs: 0, code: -200, directionCode: 9, ifindex: 1, proto: 0, source: nil,
+                                  destination: nil, sourcePort: 0, destinationPort: 0, length: 42)
+        let m = MonitorEvent(time: Self.time, node: "b", event: e, sourceName: nil, destinationName: nil)
+        #expect(m.json.serialized == #"{"time":"2023-11-14T22:13:20.250Z","node":"b","reason":"code_-200","#
+            + #""reasonText":"drop code -200","direction":"unknown","protocol":"-","source":{},"destination":{},"#
+            + #""ifindex":1,"length":42}"#)
+        #expect(MonitorFilter(reasons: ["code_-200"]).matches(m))
     }
 }

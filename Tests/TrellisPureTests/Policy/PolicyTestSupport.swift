@@ -1,4 +1,6 @@
+import CTrellisBPF
 import Testing
+import TrellisDatapathLayout
 import TrellisNet
 import TrellisPolicy
 
@@ -210,10 +212,25 @@ struct LPMTable<Value> {
     var count: Int { byLength.values.reduce(0) { $0 + $1.count } }
 }
 
-/// `struct trellis_lpm_key` without prefixlen: family, 3 pad bytes, 16 address bytes.
+/// The bytes an LPM trie matches: everything after a key's leading `__u32 prefixlen`.
+private func lpmData<Key>(_ key: Key) -> [UInt8] {
+    withUnsafeBytes(of: key) { Array($0.dropFirst(MemoryLayout<UInt32>.size)) }
+}
+
+/// The ipcache entry the datapath writes for a prefix (`struct trellis_lpm_key`, through
+/// TrellisDatapath), as prefix length and matched bytes.
 func ipcacheKey(_ n: IPNetwork) -> (UInt32, [UInt8]) {
-    let a = n.address.bytes
-    return (32 + UInt32(n.prefixLength), [n.family == .v4 ? 4 : 6, 0, 0, 0] + a + Array(repeating: 0, count: 16 - a.count))
+    let k = trellis_lpm_key(n)
+    return (k.prefixlen, lpmData(k))
+}
+
+extension PolicyMapKey {
+    /// The `trellis_policy` entry the datapath writes for this key (`struct trellis_policy_key`,
+    /// through TrellisDatapath), so the simulation matches on the real layout.
+    var lpm: (bits: UInt32, data: [UInt8]) {
+        let k = trellis_policy_key(self)
+        return (k.prefixlen, lpmData(k))
+    }
 }
 
 /// One node's maps, as the BPF programs see them.
@@ -224,21 +241,21 @@ struct NodeDatapath {
     var endpoints: [IPAddress: EndpointID] = [:]
 
     init(_ engine: PolicyEngine) {
-        for k in engine.policyMap { policy.insert(k.prefixLength, k.data, true) }
+        for k in engine.policyMap { policy.insert(k.lpm.bits, k.lpm.data, true) }
         for (n, e) in engine.ipcache { let (b, d) = ipcacheKey(n); ipcache.insert(b, d, e) }
         for (pod, ep) in engine.endpoints { for a in engine.cluster.pods[pod]?.ips ?? [] { endpoints[a] = ep } }
     }
 
     mutating func apply(_ op: DatapathOperation) {
         switch op {
-        case .upsertPolicy(let k): policy.insert(k.prefixLength, k.data, true)
-        case .deletePolicy(let k): policy.remove(k.prefixLength, k.data)
+        case .upsertPolicy(let k): policy.insert(k.lpm.bits, k.lpm.data, true)
+        case .deletePolicy(let k): policy.remove(k.lpm.bits, k.lpm.data)
         case .upsertIPCache(let n, let e): let (b, d) = ipcacheKey(n); ipcache.insert(b, d, e)
         case .deleteIPCache(let n): let (b, d) = ipcacheKey(n); ipcache.remove(b, d)
         }
     }
 
-    /// The per-packet policy check of `PolicyMapLayout`: one ipcache LPM, up to three policy
+    /// The per-packet policy check of bpf/lib/policy.h (`PolicyMapKey`): one ipcache LPM, up to three policy
     /// lookups.
     func allows(endpoint: EndpointID, _ direction: PolicyDirection, peer: IPAddress, _ proto: Proto, _ port: UInt16) -> Bool {
         let e = ipcache.lookup(ipcacheKey(.init(address: peer, prefixLength: peer.bitWidth)!).1)
@@ -248,7 +265,7 @@ struct NodeDatapath {
         func probe(_ peer: Identity) -> Bool {
             let k = PolicyMapKey(endpoint: endpoint, direction: direction, peer: peer,
                                  ports: .ports(proto, PortPrefix(base: dport, bits: 16)))
-            return policy.lookup(k.data) ?? false
+            return policy.lookup(k.lpm.data) ?? false
         }
         return probe(id) || (cid != 0 && cid != id && probe(cid)) || probe(ReservedIdentity.any)
     }

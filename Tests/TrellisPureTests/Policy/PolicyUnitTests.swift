@@ -318,7 +318,7 @@ import TrellisNet
     }
 }
 
-@Suite struct PolicyMapLayoutTests {
+@Suite struct PolicyMapEntryTests {
     @Test func portRangesBecomeAlignedBlocks() {
         #expect(PortPrefix.cover(80...80) == [PortPrefix(base: 80, bits: 16)])
         #expect(PortPrefix.cover(0...65535) == [PortPrefix(base: 0, bits: 0)])
@@ -337,22 +337,18 @@ import TrellisNet
         }
     }
 
-    @Test func keyBytesAndPrefixLengths() {
-        let k = PolicyMapKey(endpoint: 0x0102_0304, direction: .egress, peer: 0x0A0B_0C0D, ports: .ports(.udp, PortPrefix(base: 53, bits: 16)))
-        #expect(k.prefixLength == 96)
-        let host = { (v: UInt32) in withUnsafeBytes(of: v) { Array($0) } }
-        #expect(k.data == host(0x0102_0304) + host(0x0A0B_0C0D) + [2, 17, 0, 53])
-        let any = PolicyMapKey(endpoint: 1, direction: .ingress, peer: 0, ports: .anyProtocol)
-        #expect(any.prefixLength == 72 && any.data.suffix(4) == [1, 0, 0, 0])
+    @Test func portBlocksMatchByPrefix() {
+        // The key bytes themselves: DatapathMapLayoutTests.policyKeyBytes.
         let range = PolicyMapKey(endpoint: 1, direction: .ingress, peer: 7, ports: .ports(.tcp, PortPrefix(base: 0x1234, bits: 8)))
-        #expect(range.prefixLength == 88 && range.data.suffix(3) == [6, 0x12, 0x00])
-        // An LPM lookup of a full key finds the range.
+        #expect(range.lpm.bits == 88)
         var t = LPMTable<Bool>()
-        t.insert(range.prefixLength, range.data, true)
+        t.insert(range.lpm.bits, range.lpm.data, true)
         let probe = PolicyMapKey(endpoint: 1, direction: .ingress, peer: 7, ports: .ports(.tcp, PortPrefix(base: 0x12ff, bits: 16)))
-        #expect(t.lookup(probe.data) == true)
+        #expect(t.lookup(probe.lpm.data) == true)
         let miss = PolicyMapKey(endpoint: 1, direction: .ingress, peer: 7, ports: .ports(.tcp, PortPrefix(base: 0x1300, bits: 16)))
-        #expect(t.lookup(miss.data) == nil)
+        #expect(t.lookup(miss.lpm.data) == nil)
+        let otherPeer = PolicyMapKey(endpoint: 1, direction: .ingress, peer: 8, ports: .ports(.tcp, PortPrefix(base: 0x1234, bits: 16)))
+        #expect(t.lookup(otherPeer.lpm.data) == nil)
     }
 
     @Test func rangesAreMergedPerPeer() throws {

@@ -362,13 +362,14 @@ struct DatapathLifecycleTests {
         #expect(try second.deleteEndpoint(DP.ip("10.9.0.7")) == false)
 
         // An older layout pinned under a datapath map's name (value size 8 instead of 4).
-        try FileManager.default.removeItem(atPath: pins + "/trellis_peers")
-        let fd = bpf_map_create(BPF_MAP_TYPE_HASH, "trellis_peers", 4, 8, 16, nil)
+        let peers = DatapathMap.peers.name
+        try FileManager.default.removeItem(atPath: pins + "/" + peers)
+        let fd = bpf_map_create(BPF_MAP_TYPE_HASH, peers, 4, 8, 16, nil)
         try #require(fd >= 0)
         defer { close(fd) }
-        try #require(bpf_obj_pin(fd, pins + "/trellis_peers") == 0)
+        try #require(bpf_obj_pin(fd, pins + "/" + peers) == 0)
         let third = try Datapath.load(objectDirectory: DP.objectDirectory, pinDirectory: pins)
-        #expect(third.replacedMaps == ["trellis_peers"])
+        #expect(third.replacedMaps == [peers])
         try third.upsertPeer(DP.ip("198.51.100.9"))
         #expect(try third.peers() == [DP.ip("198.51.100.9")])
     }

@@ -1,6 +1,7 @@
 import CTrellisBPF
 import Foundation
 import Testing
+import TrellisCore
 @testable import TrellisDatapath
 import TrellisNet
 import TrellisTestSupport
@@ -28,38 +29,6 @@ struct DatapathLayoutTests {
         let sources = try FileManager.default.contentsOfDirectory(atPath: DP.repoRoot + "/bpf")
             .filter { $0.hasSuffix(".bpf.c") }.map { String($0.dropLast(2)) + ".o" }
         #expect(Set(sources) == Set(Datapath.objectFiles))
-    }
-
-    @Test("DropReason mirrors the C drop codes")
-    func dropReasons() {
-        let c: [(DropReason, trellis_drop_reason)] = [
-            (.invalidPacket, TRELLIS_DROP_INVALID_PACKET), (.unsupportedL3, TRELLIS_DROP_UNSUPPORTED_L3),
-            (.spoofedIP, TRELLIS_DROP_SPOOFED_IP), (.spoofedMAC, TRELLIS_DROP_SPOOFED_MAC),
-            (.spoofedARP, TRELLIS_DROP_SPOOFED_ARP), (.linkLocal, TRELLIS_DROP_LINK_LOCAL),
-            (.unknownPeer, TRELLIS_DROP_UNKNOWN_PEER), (.wrongVNI, TRELLIS_DROP_WRONG_VNI),
-            (.badGeneve, TRELLIS_DROP_BAD_GENEVE), (.geneveUnsupported, TRELLIS_DROP_GENEVE_UNSUPPORTED),
-            (.unknownEndpoint, TRELLIS_DROP_UNKNOWN_ENDPOINT), (.innerNotIP, TRELLIS_DROP_INNER_NOT_IP),
-            (.fragNeeded, TRELLIS_DROP_FRAG_NEEDED), (.encapFailed, TRELLIS_DROP_ENCAP_FAILED),
-            (.decapFailed, TRELLIS_DROP_DECAP_FAILED), (.noConfig, TRELLIS_DROP_NO_CONFIG),
-            (.policyEgress, TRELLIS_DROP_POLICY_EGRESS), (.policyIngress, TRELLIS_DROP_POLICY_INGRESS),
-            (.noTunnel, TRELLIS_DROP_NO_TUNNEL),
-        ]
-        #expect(c.count == DropReason.allCases.count)
-        for (swift, cValue) in c { #expect(swift.rawValue == cValue.rawValue, "\(swift)") }
-        let f: [(ForwardKind, trellis_forward)] = [
-            (.localRedirect, TRELLIS_FWD_LOCAL_REDIRECT), (.localBridge, TRELLIS_FWD_LOCAL_BRIDGE),
-            (.encap, TRELLIS_FWD_ENCAP), (.decap, TRELLIS_FWD_DECAP), (.stack, TRELLIS_FWD_STACK),
-            (.fragNeeded, TRELLIS_FWD_FRAG_NEEDED), (.notGeneve, TRELLIS_FWD_NOT_GENEVE), (.toPod, TRELLIS_FWD_TO_POD),
-            (.decapToStack, TRELLIS_FWD_DECAP_STACK), (.service, TRELLIS_FWD_SERVICE),
-        ]
-        let d: [(Direction, trellis_direction)] = [
-            (.fromPod, TRELLIS_DIR_FROM_POD), (.toPod, TRELLIS_DIR_TO_POD), (.fromUnderlay, TRELLIS_DIR_FROM_UNDERLAY),
-            (.toOverlay, TRELLIS_DIR_TO_OVERLAY), (.toUnderlay, TRELLIS_DIR_TO_UNDERLAY),
-        ]
-        #expect(d.count == Direction.allCases.count)
-        for (swift, cValue) in d { #expect(UInt32(swift.rawValue) == cValue.rawValue, "\(swift)") }
-        #expect(f.count == ForwardKind.allCases.count)
-        for (swift, cValue) in f { #expect(UInt32(swift.rawValue) == cValue.rawValue, "\(swift)") }
     }
 
     @Test("labels for metrics are snake_case case names")

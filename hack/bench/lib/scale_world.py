@@ -38,9 +38,16 @@ def lookup(fd, key: bytes, value_size: int) -> bytes:
     return v.raw
 
 
+# struct trellis_config (bpf/lib/common.h; its size and offsets are asserted in
+# Sources/CTrellisBPF/layout.c): node_ipv4, underlay_ifindex, vni, flags, router_ipv4, policy_gen,
+# ... The lookup buffer must hold the whole value: the kernel writes all of it.
+TRELLIS_CONFIG_SIZE = 52
+TRELLIS_CONFIG_POLICY_GEN = 20
+
+
 def policy_generation(fd):
-    # struct trellis_config: node_ipv4, underlay_ifindex, vni, flags, router_ipv4, policy_gen, ...
-    return int.from_bytes(lookup(fd, (0).to_bytes(4, "little"), 40)[20:24], "little")
+    value = lookup(fd, (0).to_bytes(4, "little"), TRELLIS_CONFIG_SIZE)
+    return int.from_bytes(value[TRELLIS_CONFIG_POLICY_GEN:TRELLIS_CONFIG_POLICY_GEN + 4], "little")
 
 
 # --- The synthetic cluster ---------------------------------------------------------------
