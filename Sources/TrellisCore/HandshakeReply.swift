@@ -28,7 +28,7 @@ public enum HandshakeReply: Sendable, Equatable {
         do { document = try JSONValue.parse(line) } catch {
             throw FieldError("", "answer is not JSON: \(error)")
         }
-        let r = try Fields(document)
+        let r = try TreeReader(document)
         guard let ok = try r.bool("ok") else { throw FieldError("ok", "missing") }
         guard ok else { return .failure(try r.string("error") ?? "refused without a reason") }
         if let ready = try r.bool("ready") { return .status(ready: ready) }

@@ -124,7 +124,7 @@ extension HandshakeRequest {
         do { document = try JSONValue.parse(line) } catch {
             throw FieldError("", "request is not JSON: \(error)")
         }
-        let r = try Fields(document)
+        let r = try TreeReader(document)
         guard let op = try r.string("op") else { throw FieldError("op", "missing") }
         switch op {
         case "status":
@@ -144,7 +144,7 @@ extension HandshakeRequest {
         }
     }
 
-    private static func addRequest(_ r: Fields) throws(FieldError) -> AddRequest {
+    private static func addRequest(_ r: TreeReader) throws(FieldError) -> AddRequest {
         guard let index = try r.integer("hostIfindex") else { throw FieldError("hostIfindex", "missing") }
         guard index > 0, index <= Int(Int32.max) else {
             throw FieldError("hostIfindex", "\(index) is not an interface index")
@@ -153,7 +153,7 @@ extension HandshakeRequest {
         var ips: [IPAddress] = []
         for (i, item) in items.enumerated() {
             guard case .string(let text) = item else {
-                throw FieldError("ips[\(i)]", "expected a string, got \(item.kind)")
+                throw FieldError("ips[\(i)]", "expected a string, got \(item.brief)")
             }
             guard let ip = IPNetwork(text)?.address ?? IPAddress(text) else {
                 throw FieldError("ips[\(i)]", "\"\(text)\" is not an address (10.244.1.5/32 or fd00::5/128)")

@@ -2,7 +2,9 @@ import TrellisCore
 import TrellisJSON
 import TrellisNet
 
-/// Typed, path-aware access to the members of one object of a `JSONValue` tree.
+/// Typed, path-aware access to the members of one object of a `JSONValue` tree: the one field
+/// reader of the handshake's messages, the agent's config and local API, and manifests. Every
+/// error names the field by its path.
 public struct TreeReader: Sendable {
     public let value: JSONValue
     /// Where this object sits in its document; "" for the top.
@@ -120,5 +122,14 @@ public struct TreeReader: Sendable {
     public static func address(_ text: String, path: String) throws(FieldError) -> IPAddress {
         guard let a = IPAddress(text) else { throw FieldError(path, "\"\(text)\" is not an IPv4 or IPv6 address") }
         return a
+    }
+
+    /// A MAC address member (aa:bb:cc:dd:ee:ff), required.
+    public func mac(_ key: String) throws(FieldError) -> MACAddress {
+        let text = try requiredString(key)
+        guard let m = MACAddress(text) else {
+            throw FieldError(path(of: key), "\"\(text)\" is not a MAC address (aa:bb:cc:dd:ee:ff)")
+        }
+        return m
     }
 }
