@@ -25,13 +25,6 @@ public enum Direction: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
-        switch self {
-        case .fromPod: "from-pod"
-        case .toPod: "to-pod"
-        case .fromUnderlay: "from-underlay"
-        case .toOverlay: "to-overlay"
-        case .toUnderlay: "to-underlay"
-        }
-    }
+    /// The label with dashes (`from-pod`), for human-readable lines.
+    public var description: String { String(label.map { $0 == "_" ? "-" : $0 }) }
 }

@@ -40,13 +40,12 @@ extension Lab {
     /// Writes the conflist of a node without agent: the agent's conflist (one definition, in
     /// ConflistWriter) without `agentSocket`, so the plugin works alone.
     func writeStandaloneConflist(_ node: NodeRecord, _ state: LabState) throws {
-        let mode = state.datapath
         var cidrs: [IPNetwork] = []
         for text in node.podCIDRs {
             guard let cidr = IPNetwork(text) else { throw LabError("\(node.name): pod CIDR \(text) is not a CIDR") }
             cidrs.append(cidr)
         }
-        let conflist = ConflistWriter.render(mode: mode, mtu: Self.standaloneMTU, agentSocket: nil, podCIDRs: cidrs,
+        let conflist = ConflistWriter.render(mode: state.datapath, mtu: Self.standaloneMTU, agentSocket: nil, podCIDRs: cidrs,
                                              ipamDataDir: layout.ipamDir(node.name))
         try ConflistWriter(directory: layout.cniConfDir(node.name), fileName: LabLayout.conflistName).write(conflist)
     }
